@@ -1,0 +1,57 @@
+"""`mmtrack-serve run`: MMTracking's demo_mot_vis.py, demo_vid.py and demo_sot.py in one."""
+import logging
+import time
+from pathlib import Path
+
+from ..errors import InputError
+
+log = logging.getLogger('mmtrack_serve')
+
+
+def add_arguments(p):
+    p.add_argument('config', help='config file, or the name of a config shipped in mmtrack')
+    p.add_argument('--checkpoint', help='checkpoint file (default: random weights, with a warning)')
+    p.add_argument('--input', required=True, help='video file or folder of frames')
+    p.add_argument('--output', help='annotated H.264 mp4 to write')
+    p.add_argument('--json', help='results as JSON')
+    p.add_argument('--mot', help='results as MOTChallenge txt')
+    p.add_argument('--score-thr', type=float, default=0.5, help='drop objects scored below (default 0.5)')
+    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0'")
+    p.add_argument('--init-bbox', help='SOT: the target in the first frame, x1,y1,x2,y2 pixels')
+    p.add_argument('--fps', type=float, help='frame rate of a frame folder (default 30) or override')
+    p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
+                   help='override config settings, e.g. model.tracker.match_iou_thr=0.3')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def main(args):
+    from ..api import save_results, track_video
+    from ..mmtrack_compat import parse_cfg_options
+    from ..models import load_model
+    from ..video import VideoReader
+
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    if not (args.output or args.json or args.mot):
+        raise InputError('nothing to write: give --output, --json and/or --mot')
+    for path in (args.output, args.json, args.mot):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise InputError(f'output folder does not exist: {Path(path).parent}')
+    # Check the input before the slow model load.
+    VideoReader(args.input).close()
+    cfg_options = parse_cfg_options(args.cfg_options)
+    model = load_model(args.config, args.checkpoint, args.device, cfg_options)
+    log.info(f'loaded {model.task.upper()} model {model.module.__class__.__name__} on {args.device} '
+             f'({len(model.classes)} classes)')
+    start = time.perf_counter()
+    results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
+                          init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    save_results(results, args.json, args.mot)
+    n = results['video']['num_frames']
+    objects = sum(len(f['objects']) for f in results['frames'])
+    log.info(f'tracked {n} frames in {seconds:.1f} s ({n / seconds:.2f} fps), {objects} objects')
+    for label, path in (('video', args.output), ('json', args.json), ('mot', args.mot)):
+        if path:
+            log.info(f'{label}: {Path(path).resolve()}')
+    return 0
+

@@ -1,0 +1,212 @@
+"""`mmtrack2torchserve CONFIG [CHECKPOINT] --output-folder STORE --model-name NAME`
+
+Writes a self-contained STORE/NAME.mar: the fully resolved config (every
+``_base_`` merged), the checkpoint, every weight file the config names (bundled
+and the config pointed at the copies), the handler, and a model-config.yaml.
+A worker loading it needs no network.
+"""
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from mmtrack_serve.errors import ConfigError, InputError, MMTrackServeError
+
+HANDLER = Path(__file__).resolve().parents[1] / 'handlers' / 'mmtrack_handler.py'
+# TorchServe's own rule for model names, which also keeps them out of paths.
+MODEL_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_\-.]*$')
+# A whole video is one request: the default 120 s is too short for long ones.
+RESPONSE_TIMEOUT_S = 3600
+DOWNLOAD_DIR = Path.home() / '.cache' / 'mmtrack-serve' / 'downloads'
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog='mmtrack2torchserve',
+        description='Convert an MMTracking config and checkpoint into a TorchServe .mar')
+    p.add_argument('config', help='config file, or the name of a config shipped in mmtrack')
+    p.add_argument('checkpoint', nargs='?', help='checkpoint holding the whole model; may be '
+                   'omitted when all weights come through init_cfg (SORT, DeepSORT, Tracktor)')
+    p.add_argument('--output-folder', required=True, help='model store to write NAME.mar into')
+    p.add_argument('--model-name', required=True, help='model name (letters, digits, _ - .)')
+    p.add_argument('--model-version', default='1.0')
+    p.add_argument('-f', '--force', action='store_true', help='overwrite an existing .mar')
+    p.add_argument('--weights', nargs='+', default=[], metavar='PART=PATH',
+                   help='local files for the config\'s init_cfg weights, e.g. '
+                        'detector=faster-rcnn.pth reid=reid.pth')
+    p.add_argument('--download', action='store_true',
+                   help='fetch weights the config names by URL (once, then bundled)')
+    p.add_argument('--workers', type=int, default=1, help='workers per model (model-config.yaml)')
+    p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
+                   help='override config settings before bundling')
+    return p.parse_args(argv)
+
+
+def convert(config, checkpoint, output_folder, model_name, model_version='1.0', force=False,
+            weights=(), download=False, workers=1, cfg_options=None):
+    """Writes the .mar and returns its path."""
+    from mmtrack_serve import mmtrack_compat as compat
+
+    if not MODEL_NAME.match(model_name):
+        raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
+                         '"_", "-" and "." and start with a letter or digit')
+    store = Path(output_folder)
+    store.mkdir(parents=True, exist_ok=True)
+    mar = store / f'{model_name}.mar'
+    if mar.exists() and not force:
+        raise InputError(f'{mar} exists: pass -f/--force to overwrite it')
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise InputError(f'no such checkpoint: {checkpoint}')
+    cfg = compat.load_config(config, cfg_options)
+    task = compat.detect_task(cfg)
+
+    with tempfile.TemporaryDirectory(prefix='mmtrack2torchserve-') as staging:
+        staging = Path(staging)
+        if checkpoint is not None:
+            # the checkpoint holds every weight: nothing left to fetch
+            compat.strip_pretrained(cfg.model)
+        else:
+            _bundle_init_weights(cfg, _parse_weights(weights), download, staging)
+        cfg.dump(str(staging / 'config.py'))
+        model_config = staging / 'model-config.yaml'
+        model_config.write_text(_model_config_yaml(workers))
+        _archive(model_name, model_version, checkpoint, staging, model_config, store, force)
+    print(f'wrote {mar} ({mar.stat().st_size / 2**20:.1f} MiB, {task.upper()} model '
+          f'{cfg.model.type}{", checkpoint " + Path(checkpoint).name if checkpoint else ""})')
+    print(f'next: mmtrack-serve serve --model-store {store} --models {model_name}={mar.name}')
+    return mar
+
+
+def _parse_weights(items):
+    parts = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise InputError(f'--weights takes PART=PATH (e.g. detector=det.pth), got {item!r}')
+        if not Path(path).is_file():
+            raise InputError(f'--weights {name}: no such file: {path}')
+        parts[name] = Path(path)
+    return parts
+
+
+def _bundle_init_weights(cfg, given, download, staging):
+    """Copies every init_cfg weight into ``staging/weights`` and points the
+    config at the copies (paths relative to the archive)."""
+    from mmtrack_serve import mmtrack_compat as compat
+    entries = list(compat.pretrained_entries(cfg.model))
+    if not entries:
+        print('warning: no checkpoint and no init_cfg weights: the model has random weights',
+              file=sys.stderr)
+    used = set()
+    for key, source in entries:
+        part = _part_name(key)
+        override = given.get(part) or given.get(key)
+        used.update(n for n in (part, key) if n in given)
+        if override is not None:
+            local = override
+        elif compat._is_url(source):
+            if not download:
+                raise ConfigError(
+                    f'{key} names a URL ({source}) and nothing may be downloaded at serve time: '
+                    f'pass --weights {part}=LOCAL_FILE, give a CHECKPOINT holding the whole model, '
+                    'or add --download to fetch it now and bundle it')
+            local = _download(source)
+        elif Path(source).is_file():
+            local = Path(source)
+        else:
+            raise ConfigError(f'{key} names {source}, which is not a file: '
+                              f'pass --weights {part}=LOCAL_FILE')
+        target = Path('weights') / f'{part}.pth'
+        (staging / 'weights').mkdir(exist_ok=True)
+        shutil.copy2(local, staging / target)
+        _set_pretrained(cfg.model, key, str(target))
+    unused = set(given) - used
+    if unused:
+        names = ', '.join(part for part, _ in ((_part_name(k), k) for k, _ in entries))
+        raise InputError(f'--weights {", ".join(sorted(unused))}: the config has no such '
+                         f'init_cfg weight (it has: {names or "none"})')
+
+
+def _part_name(key):
+    """'model.detector.init_cfg' -> 'detector'; 'model.reid.init_cfg' -> 'reid'."""
+    parts = [p for p in re.split(r'[.\[\]]', key) if p and p not in ('model', 'init_cfg', 'pretrained')
+             and not p.isdigit()]
+    return '_'.join(parts) or 'model'
+
+
+def _set_pretrained(model_cfg, key, path):
+    node = model_cfg
+    tokens = re.findall(r'[^.\[\]]+', key)[1:]
+    for token in tokens[:-1]:
+        node = node[int(token)] if token.isdigit() else node[token]
+    last = tokens[-1]
+    if last == 'pretrained':
+        node['pretrained'] = path
+    elif last.isdigit():
+        node[int(last)]['checkpoint'] = path
+    else:
+        node[last]['checkpoint'] = path
+
+
+def _download(url):
+    from tqdm import tqdm
+    DOWNLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    target = DOWNLOAD_DIR / url.rstrip('/').split('/')[-1].split('?')[0]
+    if target.is_file():
+        print(f'using {target} (downloaded before)')
+        return target
+    partial = target.with_suffix(target.suffix + '.part')
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, 'wb') as out:
+            total = int(response.headers.get('Content-Length') or 0) or None
+            with tqdm(total=total, unit='B', unit_scale=True, desc=target.name) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b''):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f'cannot download {url}: {e}') from None
+    partial.rename(target)
+    return target
+
+
+def _model_config_yaml(workers):
+    return (f'minWorkers: {workers}\n'
+            f'maxWorkers: {workers}\n'
+            'batchSize: 1\n'
+            f'responseTimeout: {RESPONSE_TIMEOUT_S}\n')
+
+
+def _archive(model_name, version, checkpoint, staging, model_config, store, force):
+    from model_archiver.model_archiver_config import ModelArchiverConfig
+    from model_archiver.model_packaging import package_model
+    from model_archiver.model_packaging_utils import ModelExportUtils
+    config = ModelArchiverConfig(
+        model_name=model_name, handler=str(HANDLER), version=version,
+        serialized_file=str(checkpoint) if checkpoint else None,
+        extra_files=str(staging), export_path=str(store), force=force,
+        config_file=str(model_config))
+    package_model(config, manifest=ModelExportUtils.generate_manifest_json(config))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg_options = None
+        if args.cfg_options:
+            from mmtrack_serve.mmtrack_compat import parse_cfg_options
+            cfg_options = parse_cfg_options(args.cfg_options)
+        convert(args.config, args.checkpoint, args.output_folder, args.model_name,
+                args.model_version, args.force, args.weights, args.download, args.workers,
+                cfg_options)
+    except MMTrackServeError as e:
+        print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Starts and stops a local TorchServe on a model store.
+
+TorchServe's defaults do not fit video: requests and responses are capped at
+6.5 MB, token authorization is on, the model API is off, and metrics are off.
+``write_config`` overrides each of these (documented in the README). Token
+authorization is switched off only when every address is on loopback.
+
+Each server gets its own run directory (config, logs, and TorchServe's pid
+file, which TorchServe otherwise keeps in the shared temp dir, allowing only
+one server per machine).
+"""
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .errors import MMTrackServeError
+
+DEFAULT_LIMIT_BYTES = 1 << 30          # 1 GiB request and response
+DEFAULT_RESPONSE_TIMEOUT_S = 3600
+
+
+def default_run_dir(port_base):
+    root = Path(os.environ.get('XDG_STATE_HOME', Path.home() / '.local' / 'state'))
+    return root / 'mmtrack-serve' / f'server-{port_base}'
+
+
+def is_loopback(host):
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def write_config(run_dir, model_store, models, port_base=8080, host='127.0.0.1', workers=1,
+                 limit_bytes=DEFAULT_LIMIT_BYTES, token_auth=None):
+    """config.properties for TorchServe; ``models`` is a list of 'NAME=FILE.mar' or 'all'."""
+    token_auth = not is_loopback(host) if token_auth is None else token_auth
+    lines = {
+        'inference_address': f'http://{host}:{port_base}',
+        # management and metrics stay on loopback unless asked otherwise
+        'management_address': f'http://127.0.0.1:{port_base + 1}',
+        'metrics_address': f'http://127.0.0.1:{port_base + 2}',
+        'model_store': str(Path(model_store).resolve()),
+        'load_models': ','.join(models) if models else 'all',
+        'max_request_size': limit_bytes,
+        'max_response_size': limit_bytes,
+        'default_response_timeout': DEFAULT_RESPONSE_TIMEOUT_S,
+        'default_workers_per_model': workers,
+        'metrics_mode': 'prometheus',
+        'model_metrics_auto_detect': 'true',
+        'enable_model_api': 'true',
+        'disable_token_authorization': str(not token_auth).lower(),
+        'install_py_dep_per_model': 'false',
+        'default_startup_timeout': 600,
+    }
+    path = Path(run_dir) / 'config.properties'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(f'{k}={v}\n' for k, v in lines.items()))
+    return path
+
+
+class Server:
+    """A TorchServe process bound to ``run_dir``."""
+
+    def __init__(self, run_dir, port_base=8080, host='127.0.0.1'):
+        self.run_dir = Path(run_dir)
+        self.port_base = port_base
+        self.host = '127.0.0.1' if host in ('0.0.0.0', '::') else host
+        self.inference_url = f'http://{self.host}:{port_base}'
+        self.management_url = f'http://127.0.0.1:{port_base + 1}'
+        self.metrics_url = f'http://127.0.0.1:{port_base + 2}'
+        self.log_dir = self.run_dir / 'logs'
+
+    def _env(self):
+        env = dict(os.environ)
+        tmp = self.run_dir / 'tmp'
+        tmp.mkdir(parents=True, exist_ok=True)
+        env.update(TMPDIR=str(tmp), LOG_LOCATION=str(self.log_dir),
+                   METRICS_LOCATION=str(self.log_dir), TEMP=str(tmp))
+        # workers must find this interpreter's packages
+        env['PATH'] = f'{Path(sys.executable).parent}{os.pathsep}{env.get("PATH", "")}'
+        return env
+
+    def _torchserve(self):
+        exe = Path(sys.executable).parent / 'torchserve'
+        return str(exe) if exe.exists() else shutil.which('torchserve') or 'torchserve'
+
+    def start(self, model_store, foreground=False):
+        config = self.run_dir / 'config.properties'
+        cmd = [self._torchserve(), '--start', '--ts-config', str(config),
+               '--model-store', str(Path(model_store).resolve()), '--ncs']
+        if foreground:
+            cmd.append('--foreground')
+            return subprocess.call(cmd, env=self._env())
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / 'torchserve.out', 'w') as out:
+            proc = subprocess.run(cmd, env=self._env(), stdout=out, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise MMTrackServeError(f'torchserve did not start (exit {proc.returncode}); '
+                                    f'see {self.run_dir / "torchserve.out"}')
+        return 0
+
+    def stop(self, timeout=60):
+        subprocess.run([self._torchserve(), '--stop'], env=self._env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.ping():
+            time.sleep(0.5)
+
+    def ping(self):
+        try:
+            with urllib.request.urlopen(f'{self.inference_url}/ping', timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def models(self):
+        with urllib.request.urlopen(f'{self.management_url}/models', timeout=5) as r:
+            return [m['modelName'] for m in json.load(r)['models']]
+
+    def worker_states(self, name):
+        with urllib.request.urlopen(f'{self.management_url}/models/{name}', timeout=5) as r:
+            return [w['status'] for entry in json.load(r) for w in entry.get('workers', [])]
+
+    def wait_ready(self, names=None, timeout=600):
+        """Waits until each model has a READY worker; returns their names."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                wanted = names or self.models()
+                if wanted and all('READY' in self.worker_states(n) for n in wanted):
+                    return wanted
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                pass
+            time.sleep(1)
+        raise MMTrackServeError(f'models not READY after {timeout} s; see {self.log_dir}')

@@ -1,0 +1,393 @@
+"""Everything that depends on how mmtrack 0.14 works inside, in one place.
+
+- Configs: found by path or by the name of a config shipped in the mmtrack
+  wheel; the task type read from the model's class.
+- Weights: mmtrack's ``init_model`` calls ``init_weights()`` first, which
+  downloads every ``init_cfg`` URL. Here URLs are never fetched.
+- Per-video state: mmtrack keeps it inside the model (``model.tracker`` for
+  MOT/VIS; attributes set during the forward pass, such as ``memo``,
+  ``init_frame_id``, ``z_dict_list``, for SOT and VID) and resets it at
+  frame_id 0. ``ModelState`` swaps a session's own copy in and out around each
+  step, so several videos can share one model.
+- Inputs: the ``inference_*`` functions rebuild the test pipeline on every frame
+  and, on CPU, unwrap only ``img_metas`` from its DataContainers (SELSA then fails
+  with "'DataContainer' object is not subscriptable"). ``FramePreparer`` builds the
+  pipeline once and scatters the whole batch as MMDataParallel does.
+- Outputs: per-class arrays turned into objects; non-finite boxes, which
+  random-weight SOT heads can produce, are dropped.
+"""
+import contextlib
+import copy
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .results import TrackedObject
+
+TASK_OF_PACKAGE = {'mot': 'mot', 'sot': 'sot', 'vid': 'vid', 'vis': 'vis'}
+# The online reference-frame buffer of mmtrack.apis.inference_vid.
+DEFAULT_REF_IMG_SAMPLER = dict(frame_stride=10, num_left_ref_imgs=10)
+
+
+# -- configs --------------------------------------------------------------------
+def configs_root():
+    import mmtrack
+    return Path(mmtrack.__file__).parent / '.mim' / 'configs'
+
+
+def find_config(name):
+    """Path of a config given as a file path or a wheel config name
+    (``bytetrack_yolox_x_crowdhuman_mot17-private-half``, with or without
+    ``.py``, or relative to the configs folder, e.g. ``mot/bytetrack/...``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    root = configs_root()
+    candidates = [root / name, root / f'{name}.py']
+    stem = path.name[:-3] if path.name.endswith('.py') else path.name
+    candidates += sorted(root.rglob(f'{stem}.py'))
+    for candidate in candidates:
+        if candidate.is_file() and '_base_' not in candidate.parts:
+            return candidate
+    raise ConfigError(f'no such config: {name} (neither a file nor a config shipped in mmtrack; '
+                      f'see {root})')
+
+
+def load_config(config, cfg_options=None):
+    import mmcv
+    if isinstance(config, mmcv.Config):
+        cfg = copy.deepcopy(config)
+    else:
+        path = find_config(str(config))
+        try:
+            cfg = mmcv.Config.fromfile(str(path))
+        except Exception as e:  # mmcv raises many kinds on a bad file
+            raise ConfigError(f'cannot read config {path}: {type(e).__name__}: {e}') from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg or 'type' not in cfg.model:
+        raise ConfigError('the config has no model.type: not an MMTracking config')
+    return cfg
+
+
+def parse_cfg_options(options):
+    """``['a.b=1', 'c=[1,2]']`` as mmcv's ``--cfg-options`` reads them."""
+    if not options:
+        return None
+    import argparse
+    from mmcv import DictAction
+    namespace = argparse.Namespace()
+    try:
+        DictAction(option_strings=[], dest='cfg_options')(None, namespace, list(options))
+    except Exception as e:
+        raise ConfigError(f'bad --cfg-options {" ".join(options)}: {e}') from None
+    return namespace.cfg_options
+
+
+def detect_task(cfg):
+    """'mot', 'sot', 'vid' or 'vis', from the package that defines model.type."""
+    from mmtrack.models import MODELS
+    model_type = cfg.model.type
+    cls = MODELS.get(model_type) if isinstance(model_type, str) else None
+    package = cls.__module__.split('.')[2] if cls and cls.__module__.startswith('mmtrack.models.') else None
+    if package not in TASK_OF_PACKAGE:
+        raise ConfigError(
+            f"model type '{model_type}' is not an MMTracking video model "
+            '(expected MOT: ByteTrack, DeepSORT, Tracktor, QDTrack, OCSORT; SOT: SiamRPN, Stark; '
+            'VID: DFF, FGFA, SELSA; VIS: MaskTrackRCNN)')
+    return TASK_OF_PACKAGE[package]
+
+
+def class_names(cfg, model, task):
+    if task == 'sot':
+        return ['target']
+    names = getattr(model, 'CLASSES', None) or getattr(getattr(model, 'detector', None), 'CLASSES', None)
+    if names:
+        return [str(n) for n in names]
+    test = cfg.get('data', {}).get('test', {})
+    if test.get('classes'):
+        return [str(n) for n in test['classes']]
+    from mmtrack.datasets import DATASETS
+    dataset = DATASETS.get(test.get('type', '')) if test.get('type') else None
+    version = test.get('dataset_version')
+    names = getattr(dataset, f'CLASSES_{version}_version', None) or getattr(dataset, 'CLASSES', None)
+    if names:
+        return [str(n) for n in names]
+    num = _find_num_classes(cfg.model) or 1
+    return [f'class_{i}' for i in range(num)]
+
+
+def _find_num_classes(node):
+    if isinstance(node, dict):
+        if isinstance(node.get('num_classes'), int):
+            return node['num_classes']
+        for value in node.values():
+            found = _find_num_classes(value)
+            if found:
+                return found
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found = _find_num_classes(value)
+            if found:
+                return found
+    return None
+
+
+# -- weights --------------------------------------------------------------------
+def pretrained_entries(node, prefix='model'):
+    """Yields (key path, checkpoint) for every pretrained weight a model config
+    names: ``init_cfg=dict(type='Pretrained', checkpoint=...)`` and ``pretrained=``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f'{prefix}.{key}'
+            if key == 'pretrained' and isinstance(value, str):
+                yield path, value
+            elif key == 'init_cfg':
+                for i, init in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+                    if isinstance(init, dict) and init.get('type') == 'Pretrained' \
+                            and isinstance(init.get('checkpoint'), str):
+                        yield (f'{path}[{i}]' if isinstance(value, (list, tuple)) else path,
+                               init['checkpoint'])
+            else:
+                yield from pretrained_entries(value, path)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from pretrained_entries(value, f'{prefix}[{i}]')
+
+
+def strip_pretrained(node, keep=lambda checkpoint: False):
+    """Removes pretrained entries in place unless ``keep(checkpoint)``;
+    returns the removed checkpoints."""
+    removed = []
+    if isinstance(node, dict):
+        for key in list(node):
+            value = node[key]
+            if key == 'pretrained' and isinstance(value, str) and not keep(value):
+                node[key] = None
+                removed.append(value)
+            elif key == 'init_cfg':
+                inits = value if isinstance(value, (list, tuple)) else [value]
+                kept = [i for i in inits if not (isinstance(i, dict) and i.get('type') == 'Pretrained'
+                                                 and isinstance(i.get('checkpoint'), str)
+                                                 and not keep(i['checkpoint']))]
+                removed += [i['checkpoint'] for i in inits if i not in kept]
+                if len(kept) != len(inits):
+                    node[key] = (kept or None) if isinstance(value, (list, tuple)) else None
+            else:
+                removed += strip_pretrained(value, keep)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            removed += strip_pretrained(value, keep)
+    return removed
+
+
+def rebase_pretrained(node, base_dir):
+    """Makes relative pretrained paths (weights bundled in a .mar) absolute
+    under ``base_dir``."""
+    def visit(entry):
+        if isinstance(entry, dict) and entry.get('type') == 'Pretrained' \
+                and isinstance(entry.get('checkpoint'), str) and not _is_url(entry['checkpoint']) \
+                and not os.path.isabs(entry['checkpoint']):
+            entry['checkpoint'] = os.path.join(str(base_dir), entry['checkpoint'])
+    for value in _walk(node):
+        visit(value)
+
+
+def _walk(node):
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
+    for child in children:
+        yield from _walk(child)
+
+
+def _is_url(path):
+    return '://' in path
+
+
+def build_model(cfg, checkpoint=None, device='cpu'):
+    """The nn.Module, never downloading: with a checkpoint, every pretrained
+    entry is dropped (the checkpoint holds the whole model); without one, only
+    entries that are local files are loaded and the rest stay random."""
+    from mmcv.runner import load_checkpoint
+    from mmtrack.models import build_model as mmtrack_build_model
+
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise ConfigError(f'no such checkpoint: {checkpoint}')
+        strip_pretrained(cfg.model)
+    else:
+        skipped = strip_pretrained(cfg.model, keep=os.path.isfile)
+        loaded = list(pretrained_entries(cfg.model))
+        if skipped:
+            warnings.warn(f'not downloading {len(skipped)} pretrained weight(s) named by the config '
+                          f'({", ".join(skipped)}): those parts have random weights')
+        if not loaded:
+            warnings.warn('no checkpoint given: the model has random weights')
+    model = mmtrack_build_model(cfg.model)
+    _quietly(model.init_weights)
+    if checkpoint is not None:
+        try:
+            ckpt = _quietly(load_checkpoint, model, str(checkpoint), map_location='cpu')
+        except Exception as e:
+            raise ConfigError(f'cannot load checkpoint {checkpoint}: {type(e).__name__}: {e}') from None
+        classes = ckpt.get('meta', {}).get('CLASSES') if isinstance(ckpt, dict) else None
+        if classes:
+            model.CLASSES = classes
+    model.cfg = cfg
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _quietly(fn, *args, **kwargs):
+    """mmcv logs every initialised parameter and each missing key at INFO/WARNING."""
+    from mmcv.utils import get_logger
+    logger = get_logger('mmcv')
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        logger.setLevel(level)
+
+
+# -- per-video state ------------------------------------------------------------
+class ModelState:
+    """Swaps per-video state in and out of one mmtrack model.
+
+    State is what the forward pass adds to the model's ``__dict__`` (found by
+    difference with the attributes it had once built) plus the ``tracker``
+    submodule, of which each session gets a fresh deep copy.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.static_keys = set(model.__dict__)
+        self.pristine_tracker = copy.deepcopy(getattr(model, 'tracker', None))
+
+    def new(self):
+        state = {}
+        if self.pristine_tracker is not None:
+            state['tracker'] = copy.deepcopy(self.pristine_tracker)
+        return state
+
+    def swap_in(self, state):
+        for key in [k for k in self.model.__dict__ if k not in self.static_keys]:
+            del self.model.__dict__[key]
+        for key, value in state.items():
+            setattr(self.model, key, value)
+
+    def swap_out(self):
+        state = {k: v for k, v in self.model.__dict__.items() if k not in self.static_keys}
+        if self.pristine_tracker is not None:
+            state['tracker'] = self.model.tracker
+        return state
+
+
+# -- inputs ---------------------------------------------------------------------
+class FramePreparer:
+    """Turns a BGR frame into the model's input batch, as the matching
+    ``mmtrack.apis.inference_*`` does, with the test pipeline built once."""
+
+    def __init__(self, model, task):
+        from mmdet.datasets.pipelines import Compose
+        self.task = task
+        self.device = next(model.parameters()).device
+        pipeline = copy.deepcopy(model.cfg.data.test.pipeline)
+        if task in ('mot', 'vis'):
+            pipeline[0].type = 'LoadImageFromWebcam'
+            self.pipeline = Compose(pipeline)
+        elif task == 'sot':
+            # drop LoadImageFromFile and LoadAnnotations
+            self.pipeline = Compose(pipeline[2:])
+        else:
+            self.multi_image = pipeline[0].type == 'LoadMultiImagesFromFile'
+            if pipeline[0].type not in ('LoadImageFromFile', 'LoadMultiImagesFromFile'):
+                raise ConfigError(f'unsupported VID loading step {pipeline[0].type}')
+            sampler = model.cfg.get('ref_img_sampler') or DEFAULT_REF_IMG_SAMPLER
+            self.frame_stride = sampler.get('frame_stride', DEFAULT_REF_IMG_SAMPLER['frame_stride'])
+            self.num_left_ref_imgs = sampler.get('num_left_ref_imgs',
+                                                 DEFAULT_REF_IMG_SAMPLER['num_left_ref_imgs'])
+            self.pipeline = Compose(pipeline[1:])
+
+    def __call__(self, frame, frame_id, init_bbox=None):
+        from mmcv.parallel import collate, scatter
+        if self.task in ('mot', 'vis'):
+            data = dict(img=frame, img_info=dict(frame_id=frame_id), img_prefix=None)
+        elif self.task == 'sot':
+            data = dict(img=frame.astype(np.float32), gt_bboxes=np.array(init_bbox, np.float32),
+                        img_info=dict(frame_id=frame_id))
+        else:
+            data = self._vid_data(frame, frame_id)
+        data = collate([self.pipeline(data)], samples_per_gpu=1)
+        target = [self.device.index or 0] if self.device.type == 'cuda' else [-1]
+        return scatter(data, target)[0]
+
+    def _vid_data(self, frame, frame_id):
+        def one():
+            return dict(img=frame.astype(np.float32), img_info=dict(frame_id=frame_id))
+        if not self.multi_image:
+            return one()
+        data = [one()]
+        if frame_id == 0:
+            data += [one() for _ in range(self.num_left_ref_imgs)]
+        elif frame_id % self.frame_stride == 0:
+            data.append(one())
+        return data
+
+
+def forward(model, data):
+    with torch.no_grad():
+        return model(return_loss=False, rescale=True, **data)
+
+
+# -- outputs --------------------------------------------------------------------
+def to_objects(task, result, classes, score_thr, frame_shape):
+    """mmtrack's per-class result arrays as a list of TrackedObject."""
+    from mmtrack.core import results2outs
+    if task == 'sot':
+        box = np.asarray(result['track_bboxes'], dtype=np.float64).reshape(-1)
+        if box.size < 5 or not np.all(np.isfinite(box[:5])):
+            return []
+        return [TrackedObject(bbox=[float(v) for v in box[:4]], score=float(box[4]), label=0,
+                              class_name=classes[0], track_id=0)]
+    if task == 'vid':
+        outs = results2outs(bbox_results=result['det_bboxes'])
+        ids = [None] * len(outs['labels'])
+    elif task == 'mot':
+        outs = results2outs(bbox_results=result['track_bboxes'])
+        ids = outs['ids']
+    else:
+        outs = results2outs(bbox_results=result['track_bboxes'], mask_results=result['track_masks'],
+                            mask_shape=frame_shape[:2])
+        ids = outs['ids']
+    masks = outs.get('masks')
+    objects = []
+    for i, (box, label) in enumerate(zip(outs['bboxes'], outs['labels'])):
+        if not np.all(np.isfinite(box)) or box[4] < score_thr:
+            continue
+        objects.append(TrackedObject(
+            bbox=[float(v) for v in box[:4]], score=float(box[4]), label=int(label),
+            class_name=classes[label] if label < len(classes) else str(label),
+            track_id=None if ids[i] is None else int(ids[i]),
+            mask=None if masks is None else masks[i].astype(bool)))
+    return objects
+
+
+@contextlib.contextmanager
+def keep_finite_sot_box(model):
+    """A SOT model whose remembered box went NaN (random-weight heads can do it)
+    would track NaN forever; the last finite box is put back, and that frame
+    reports no object (see ``to_objects``)."""
+    memo = getattr(model, 'memo', None)
+    before = getattr(memo, 'bbox', None)
+    before = before.clone() if isinstance(before, torch.Tensor) else None
+    yield
+    after = getattr(getattr(model, 'memo', None), 'bbox', None)
+    if before is not None and isinstance(after, torch.Tensor) and not torch.isfinite(after).all():
+        model.memo.bbox = before

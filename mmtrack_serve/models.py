@@ -1,0 +1,60 @@
+"""Loading a tracking model: ``load_model`` returns a ``TrackingModel``, the
+loaded mmtrack model plus what every session on it needs (task type, class
+names, the prepared input pipeline, the per-video state swapper)."""
+import threading
+import warnings
+
+from . import mmtrack_compat as compat
+
+
+class TrackingModel:
+    """One loaded model. Sessions (``model.session()``) share it; their steps
+    run one at a time under ``lock``, each with its own state swapped in."""
+
+    def __init__(self, module, cfg, task, classes, device):
+        self.module = module
+        self.cfg = cfg
+        self.task = task
+        self.classes = classes
+        self.device = device
+        self.lock = threading.Lock()
+        self._state = compat.ModelState(module)
+        self._prepare = compat.FramePreparer(module, task)
+
+    def session(self, init_bbox=None, score_thr=0.5):
+        from .session import TrackingSession
+        return TrackingSession(self, init_bbox=init_bbox, score_thr=score_thr)
+
+    def new_state(self):
+        return self._state.new()
+
+    def step(self, state, frame, frame_id, init_bbox=None):
+        """Runs one frame with ``state`` swapped in; returns (raw result, new state)."""
+        with self.lock:
+            self._state.swap_in(state)
+            try:
+                data = self._prepare(frame, frame_id, init_bbox)
+                if self.task == 'sot':
+                    with compat.keep_finite_sot_box(self.module):
+                        result = compat.forward(self.module, data)
+                else:
+                    result = compat.forward(self.module, data)
+            finally:
+                state = self._state.swap_out()
+        return result, state
+
+
+def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
+    """A TrackingModel from a config (path, mmtrack config name or mmcv Config)
+    and an optional local checkpoint. Nothing is ever downloaded: without a
+    checkpoint the model has random weights (with a warning), except parts whose
+    ``init_cfg`` names a local file."""
+    cfg = compat.load_config(config, cfg_options)
+    task = compat.detect_task(cfg)
+    with warnings.catch_warnings():
+        # mmcv/mmdet deprecation chatter, not the user's concern
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.filterwarnings('ignore', message='.*(deprecated|init_cfg|DeprecationWarning).*')
+        module = compat.build_model(cfg, checkpoint, device)
+    classes = compat.class_names(cfg, module, task)
+    return TrackingModel(module, cfg, task, classes, device)

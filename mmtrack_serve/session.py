@@ -1,0 +1,62 @@
+"""One video's tracking session: frames in, in order; one FrameResult out per frame.
+
+A session owns all per-video state (tracker, reference-frame memory, SOT
+template), so two sessions on one TrackingModel never mix, interleaved or not.
+Steps on one model are serialised by the model's lock: sessions in several
+threads are safe, but they take turns on the model rather than run in parallel
+(for parallelism, load one model per thread or process, as TorchServe workers do).
+"""
+import math
+
+from . import mmtrack_compat as compat
+from .errors import InputError
+from .results import FrameResult
+
+
+def parse_bbox(value):
+    """``'x1,y1,x2,y2'`` (or a 4-sequence) as four floats, or InputError."""
+    if isinstance(value, str):
+        parts = [p for p in value.replace(' ', ',').split(',') if p]
+    else:
+        parts = list(value)
+    try:
+        box = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        raise InputError(f'init_bbox must be four numbers x1,y1,x2,y2, got {value!r}') from None
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise InputError(f'init_bbox must be four finite numbers x1,y1,x2,y2, got {value!r}')
+    return box
+
+
+def check_bbox_in_frame(box, width, height):
+    x1, y1, x2, y2 = box
+    if not (x2 > x1 and y2 > y1):
+        raise InputError(f'init_bbox {box} is empty: it needs x2 > x1 and y2 > y1')
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        raise InputError(f'init_bbox {box} is outside the {width}x{height} frame')
+
+
+class TrackingSession:
+    def __init__(self, model, init_bbox=None, score_thr=0.5):
+        self.model = model
+        self.score_thr = float(score_thr)
+        self.init_bbox = None if init_bbox is None else parse_bbox(init_bbox)
+        if model.task == 'sot' and self.init_bbox is None:
+            raise InputError('single object tracking needs init_bbox=x1,y1,x2,y2 '
+                             '(the target in the first frame, in pixels)')
+        self.frame_id = 0
+        self._state = model.new_state()
+
+    @property
+    def task(self):
+        return self.model.task
+
+    def step(self, frame):
+        """Tracks one BGR uint8 frame; returns its FrameResult."""
+        if self.frame_id == 0 and self.init_bbox is not None and self.task == 'sot':
+            check_bbox_in_frame(self.init_bbox, frame.shape[1], frame.shape[0])
+        raw, self._state = self.model.step(self._state, frame, self.frame_id, self.init_bbox)
+        objects = compat.to_objects(self.task, raw, self.model.classes, self.score_thr, frame.shape)
+        result = FrameResult(frame_id=self.frame_id, objects=objects)
+        self.frame_id += 1
+        return result

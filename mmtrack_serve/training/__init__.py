@@ -1,0 +1,1 @@
+"""Training, evaluation and dataset tools. A served worker never imports this."""

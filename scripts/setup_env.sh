@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned stack (DEVELOPERS.md). Idempotent: a second run
+# only checks a stamp and returns in seconds.
+#
+# The slow step is mmcv-full 1.7.2, which has no wheel for torch 2.13 and is built
+# from its sdist with CPU ops (9-13 minutes on 2 cores). The built wheel is kept
+# in $MMTRACK_SERVE_CACHE (default ~/.cache/mmtrack-serve), outside the repo, so
+# a fresh clone on the same machine reuses it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3.11}"
+VENV="${VENV:-$ROOT/.venv}"
+CACHE="${MMTRACK_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmtrack-serve}"
+WHEELS="$CACHE/wheels"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+STAMP="$VENV/.mmtrack-serve-setup"
+# The stamp holds a hash of everything that decides what gets installed.
+WANT="$(cat requirements/*.txt scripts/setup_env.sh scripts/patch_torchvision.py setup.py | sha256sum | cut -c1-16)"
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+  echo "setup: $VENV is up to date"
+  exit 0
+fi
+
+command -v "$PYTHON" >/dev/null || { echo "setup: $PYTHON not found; install Python 3.11" >&2; exit 1; }
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+PIPC=("${PIP[@]}" install -c "$CONSTRAINTS")
+
+echo "setup: [1/6] torch 2.13.0 (CPU wheel where one is on disk)"
+"${PIP[@]}" install -q "torch==2.13.0"
+"${PIPC[@]}" -q "setuptools>=77.0.3,<81" wheel ninja "numpy==1.23.5" "opencv-python-headless==4.11.0.86"
+
+echo "setup: [2/6] mmcv-full 1.7.2 with ops"
+mkdir -p "$WHEELS"
+if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops" 2>/dev/null; then
+  if ! ls "$WHEELS"/mmcv_full-1.7.2-*.whl >/dev/null 2>&1; then
+    echo "setup: building mmcv-full from source (9-13 minutes on 2 cores, once per machine)"
+    BUILD="$(mktemp -d)"
+    trap 'rm -rf "$BUILD"' EXIT
+    "${PIPC[@]}" -q "addict" "packaging" "Pillow" "pyyaml" "yapf==0.40.1"
+    (cd "$BUILD" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" FORCE_CUDA=0 \
+      "${PIP[@]}" wheel --no-build-isolation --no-deps --no-binary mmcv-full \
+      -c "$CONSTRAINTS" -w "$BUILD/out" "mmcv-full==1.7.2")
+    # Debug symbols make the ops library 79 MB; stripped it is 2 MB.
+    (cd "$BUILD/out" && mkdir -p x "$BUILD/packed" && cd x && unzip -q ../mmcv_full-*.whl \
+      && strip --strip-debug mmcv/_ext*.so \
+      && "$VENV/bin/python" -m wheel pack . -d "$BUILD/packed" >/dev/null)
+    cp "$BUILD"/packed/mmcv_full-1.7.2-*.whl "$WHEELS/"
+  fi
+  "${PIPC[@]}" -q "$WHEELS"/mmcv_full-1.7.2-*.whl
+fi
+
+echo "setup: [3/6] torchvision (importable next to CPU torch)"
+"${PIP[@]}" install -q --no-deps "torchvision==0.28.0"
+"$VENV/bin/python" scripts/patch_torchvision.py
+
+echo "setup: [4/6] mmdet, mmcls, mmtrack, serving and evaluation packages"
+"${PIPC[@]}" -q -r requirements/runtime.txt -r requirements/tests.txt
+# mmtrack pins pandas<=1.3.5 and scipy<=1.7.3, which have no Python 3.11 wheels.
+"${PIPC[@]}" -q --no-deps "mmtrack==0.14.0"
+
+echo "setup: [5/6] this package (editable)"
+"${PIPC[@]}" -q --no-deps --no-build-isolation -e .
+
+echo "setup: [6/6] checking imports"
+"$VENV/bin/python" - <<'EOF'
+import numpy, torch, mmcv, mmcv.ops, mmdet, mmtrack, av, cv2, ts, yaml
+assert numpy.__version__ == "1.23.5", numpy.__version__
+assert torch.__version__.startswith("2.13.0"), torch.__version__
+codecs = av.codecs_available
+assert "libx264" in codecs, "PyAV lacks libx264"
+print(f"setup: torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, "
+      f"mmtrack {mmtrack.__version__}, av {av.__version__}, opencv {cv2.__version__}")
+EOF
+echo "$WANT" > "$STAMP"
+echo "setup: done ($VENV)"

@@ -1,0 +1,100 @@
+"""Tiny random-weight models of each task type, from the configs shipped in the
+mmtrack wheel, shrunk (small backbones, small inputs, no pretrained init) so a
+frame takes milliseconds on a CPU. Thresholds are lowered so random weights
+still produce objects to compare."""
+import torch
+
+TINY_MOT = ('bytetrack_yolox_x_crowdhuman_mot17-private-half', {
+    'model.detector.input_size': (96, 128),
+    'model.detector.init_cfg': None,
+    'model.detector.backbone.deepen_factor': 0.33,
+    'model.detector.backbone.widen_factor': 0.125,
+    'model.detector.neck.in_channels': [32, 64, 128],
+    'model.detector.neck.out_channels': 32,
+    'model.detector.neck.num_csp_blocks': 1,
+    'model.detector.bbox_head.in_channels': 32,
+    'model.detector.bbox_head.feat_channels': 32,
+    'model.detector.test_cfg.score_thr': 0.3,
+    'model.tracker.obj_score_thrs': dict(high=0.5, low=0.3),
+    'model.tracker.init_track_thr': 0.5,
+    'data.test.pipeline.1.img_scale': (96, 128),
+})
+
+TINY_SOT = ('siamese_rpn_r50_20e_lasot', {
+    'model.backbone': dict(type='ResNet', depth=18, out_indices=(1, 2, 3), strides=(1, 2, 1, 1),
+                           dilations=(1, 1, 2, 4), norm_eval=True, init_cfg=None, _delete_=True),
+    'model.neck.in_channels': [128, 256, 512],
+    'model.neck.out_channels': 32,
+    'model.head.in_channels': [32, 32, 32],
+})
+
+TINY_VID = ('selsa_faster_rcnn_r50_dc5_1x_imagenetvid', {
+    'model.detector.backbone.depth': 18,
+    'model.detector.backbone.init_cfg': None,
+    'model.detector.neck.in_channels': [512],
+    'model.detector.neck.out_channels': 64,
+    'model.detector.rpn_head.in_channels': 64,
+    'model.detector.rpn_head.feat_channels': 64,
+    'model.detector.roi_head.bbox_roi_extractor.out_channels': 64,
+    'model.detector.roi_head.bbox_head.in_channels': 64,
+    'model.detector.roi_head.bbox_head.fc_out_channels': 128,
+    'model.detector.roi_head.bbox_head.aggregator.in_channels': 128,
+    'model.detector.roi_head.bbox_head.aggregator.num_attention_blocks': 4,
+    'model.detector.test_cfg.rpn.nms_pre': 200,
+    'model.detector.test_cfg.rpn.max_per_img': 30,
+    'model.detector.test_cfg.rcnn.score_thr': 0.0,
+    'model.detector.test_cfg.rcnn.max_per_img': 10,
+    'data.test.pipeline.1.img_scale': (128, 96),
+})
+
+TINY_VIS = ('masktrack_rcnn_r50_fpn_12e_youtubevis2019', {
+    'model.detector.backbone.depth': 18,
+    'model.detector.backbone.init_cfg': None,
+    'model.detector.neck.in_channels': [64, 128, 256, 512],
+    'model.detector.neck.out_channels': 32,
+    'model.detector.rpn_head.in_channels': 32,
+    'model.detector.rpn_head.feat_channels': 32,
+    'model.detector.roi_head.bbox_roi_extractor.out_channels': 32,
+    'model.detector.roi_head.bbox_head.in_channels': 32,
+    'model.detector.roi_head.bbox_head.fc_out_channels': 64,
+    'model.detector.roi_head.mask_roi_extractor.out_channels': 32,
+    'model.detector.roi_head.mask_head.in_channels': 32,
+    'model.detector.roi_head.mask_head.conv_out_channels': 32,
+    'model.detector.test_cfg.rpn.nms_pre': 200,
+    'model.detector.test_cfg.rpn.max_per_img': 30,
+    'model.detector.test_cfg.rcnn.score_thr': 0.0,
+    'model.detector.test_cfg.rcnn.max_per_img': 10,
+    'model.track_head.roi_extractor.out_channels': 32,
+    'model.track_head.embed_head.in_channels': 32,
+    'model.track_head.embed_head.fc_out_channels': 64,
+    'data.test.pipeline.1.img_scale': (128, 96),
+})
+
+# Random head features are ~1e-4: a large gain makes the scores depend on the image.
+WEIGHT_STD = 3000.0
+TINY = {'mot': TINY_MOT, 'sot': TINY_SOT, 'vid': TINY_VID, 'vis': TINY_VIS}
+
+
+def tiny_config(task):
+    from mmtrack_serve.mmtrack_compat import load_config
+    name, options = TINY[task]
+    return load_config(name, options)
+
+
+def make_tiny_checkpoint(task, path, seed=0):
+    """Random tiny weights saved as an mmcv checkpoint; returns the config.
+
+    YOLOX initialises its score biases for a 1% prior, so random weights would
+    detect nothing: the biases are zeroed for MOT to give objects to track."""
+    from mmcv.runner import save_checkpoint
+    from mmtrack_serve.models import load_model
+    torch.manual_seed(seed)
+    cfg = tiny_config(task)
+    model = load_model(cfg)
+    if task == 'mot':
+        head = model.module.detector.bbox_head
+        for conv in list(head.multi_level_conv_cls) + list(head.multi_level_conv_obj):
+            torch.nn.init.normal_(conv.weight, std=WEIGHT_STD)
+            torch.nn.init.constant_(conv.bias, 0.0)
+    save_checkpoint(model.module, str(path), meta={'CLASSES': tuple(model.classes)})
+    return cfg
