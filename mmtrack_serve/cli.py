@@ -7,6 +7,7 @@ Each module defines ``add_arguments(parser)`` and ``main(args) -> int``.
 import argparse
 import importlib
 import sys
+import warnings
 
 from .errors import MMTrackServeError
 
@@ -48,8 +49,16 @@ def build_parser(load=None):
     return parser
 
 
+def quiet_warnings():
+    """Our own warnings as one line each; the stack's deprecation chatter off."""
+    warnings.filterwarnings('ignore')
+    warnings.filterwarnings('default', module=r'mmtrack_serve(\.|$)')
+    warnings.formatwarning = lambda message, *args, **kwargs: f'warning: {message}\n'
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    quiet_warnings()
     name = next((a for a in argv if not a.startswith('-')), None)
     parser = build_parser(load=name if name in COMMANDS else None)
     args = parser.parse_args(argv)

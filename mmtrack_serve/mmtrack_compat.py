@@ -70,8 +70,13 @@ def load_config(config, cfg_options=None):
             raise ConfigError(f'cannot read config {path}: {type(e).__name__}: {e}') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if 'model' not in cfg or 'type' not in cfg.model:
-        raise ConfigError('the config has no model.type: not an MMTracking config')
+    if 'model' not in cfg or not isinstance(cfg.model, dict):
+        raise ConfigError('the config defines no model: not an MMTracking video model config')
+    if 'type' not in cfg.model:
+        inner = ', '.join(f"{k} ({v.get('type')})" for k, v in cfg.model.items()
+                          if isinstance(v, dict) and 'type' in v)
+        raise ConfigError('the config\'s model has no type' + (f' (it only defines {inner})' if inner else '')
+                          + ': not an MMTracking video model config')
     return cfg
 
 
@@ -296,6 +301,7 @@ class FramePreparer:
 
     def __init__(self, model, task):
         from mmdet.datasets.pipelines import Compose
+        import mmtrack.datasets  # noqa: F401 - registers VideoCollect and the Seq* steps
         self.task = task
         self.device = next(model.parameters()).device
         pipeline = copy.deepcopy(model.cfg.data.test.pipeline)

@@ -142,7 +142,8 @@ class VideoWriter:
         stream.width = width + self._pad[1]
         stream.height = height + self._pad[0]
         stream.pix_fmt = 'yuv420p'
-        stream.time_base = 1 / self.fps
+        # the muxer rewrites stream.time_base once it starts: keep our own
+        self._time_base = stream.time_base = 1 / self.fps
         stream.options = {'crf': str(crf), 'preset': preset}
         self.frames_written = 0
 
@@ -154,7 +155,7 @@ class VideoWriter:
             frame_bgr = np.pad(frame_bgr, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)))
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format='bgr24')
         frame.pts = self.frames_written
-        frame.time_base = self._stream.time_base
+        frame.time_base = self._time_base
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames_written += 1

@@ -48,6 +48,7 @@ TINY_VID = ('selsa_faster_rcnn_r50_dc5_1x_imagenetvid', {
 })
 
 TINY_VIS = ('masktrack_rcnn_r50_fpn_12e_youtubevis2019', {
+    'model.detector.init_cfg': None,
     'model.detector.backbone.depth': 18,
     'model.detector.backbone.init_cfg': None,
     'model.detector.neck.in_channels': [64, 128, 256, 512],

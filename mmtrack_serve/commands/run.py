@@ -1,11 +1,9 @@
 """`mmtrack-serve run`: MMTracking's demo_mot_vis.py, demo_vid.py and demo_sot.py in one."""
-import logging
 import time
 from pathlib import Path
 
 from ..errors import InputError
 
-log = logging.getLogger('mmtrack_serve')
 
 
 def add_arguments(p):
@@ -30,7 +28,6 @@ def main(args):
     from ..models import load_model
     from ..video import VideoReader
 
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
     if not (args.output or args.json or args.mot):
         raise InputError('nothing to write: give --output, --json and/or --mot')
     for path in (args.output, args.json, args.mot):
@@ -40,7 +37,7 @@ def main(args):
     VideoReader(args.input).close()
     cfg_options = parse_cfg_options(args.cfg_options)
     model = load_model(args.config, args.checkpoint, args.device, cfg_options)
-    log.info(f'loaded {model.task.upper()} model {model.module.__class__.__name__} on {args.device} '
+    print(f'loaded {model.task.upper()} model {model.module.__class__.__name__} on {args.device} '
              f'({len(model.classes)} classes)')
     start = time.perf_counter()
     results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
@@ -49,9 +46,9 @@ def main(args):
     save_results(results, args.json, args.mot)
     n = results['video']['num_frames']
     objects = sum(len(f['objects']) for f in results['frames'])
-    log.info(f'tracked {n} frames in {seconds:.1f} s ({n / seconds:.2f} fps), {objects} objects')
+    print(f'tracked {n} frames in {seconds:.1f} s ({n / seconds:.2f} fps), {objects} objects')
     for label, path in (('video', args.output), ('json', args.json), ('mot', args.mot)):
         if path:
-            log.info(f'{label}: {Path(path).resolve()}')
+            print(f'{label}: {Path(path).resolve()}')
     return 0
 

@@ -1,0 +1,179 @@
+"""The core library: a session per task type on a real (synthetic) mp4."""
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import pytest
+
+from conftest import TASKS, TESTS, make_video, session_kwargs
+from mmtrack_serve.api import track_video
+from mmtrack_serve.results import read_mot_txt, write_json, write_mot_txt
+from mmtrack_serve.video import VideoReader, probe
+
+
+def opencv_decode(path):
+    cap = cv2.VideoCapture(str(path))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    info = (frames, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            cap.get(cv2.CAP_PROP_FPS))
+    cap.release()
+    return info
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_annotated_video_is_h264_with_input_frames_size_fps(task, tiny_model, video, tmp_path):
+    out = tmp_path / 'out.mp4'
+    results = track_video(tiny_model(task), video, output=out, score_thr=0.0, **session_kwargs(task))
+    assert results['task'] == task
+    assert results['video'] == {'width': 160, 'height': 120, 'fps': 12.5, 'num_frames': 8}
+    frames, width, height, fps = opencv_decode(out)       # a second decoder
+    assert (frames, width, height) == (8, 160, 120)
+    assert fps == pytest.approx(12.5)
+    info = probe(out)
+    assert info['codec'] == 'h264' and info['pix_fmt'] == 'yuv420p'
+    data = out.read_bytes()
+    assert data.index(b'moov') < data.index(b'mdat'), 'not faststart'
+    objects = [o for f in results['frames'] for o in f['objects']]
+    assert objects, 'the tiny model should produce objects to draw'
+    if task == 'vid':
+        assert all(o['track_id'] is None for o in objects)
+    else:
+        assert all(isinstance(o['track_id'], int) for o in objects)
+    if task == 'vis':
+        assert all(o['mask']['size'] == [120, 160] for o in objects)
+
+
+def test_annotations_are_drawn(tiny_model, video, tmp_path):
+    out = tmp_path / 'out.mp4'
+    results = track_video(tiny_model('sot'), video, output=out, score_thr=0.0, **session_kwargs('sot'))
+    first_in = next(iter(VideoReader(video)))
+    first_out = next(iter(VideoReader(out)))
+    x1, y1, x2, y2 = (int(v) for v in results['frames'][0]['objects'][0]['bbox'])
+    # the box edge differs from the input there, and far from it the frames agree
+    assert abs(first_out[y1, x1 + 5].astype(int) - first_in[y1, x1 + 5]).sum() > 60
+    assert abs(first_out[110, 150].astype(int) - first_in[110, 150]).sum() < 40
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_json_and_mot_txt_agree(task, tiny_model, video, tmp_path):
+    results = track_video(tiny_model(task), video, score_thr=0.0, **session_kwargs(task))
+    write_json(results, tmp_path / 'r.json')
+    write_mot_txt(results['frames'], tmp_path / 'r.txt')
+    from_txt = read_mot_txt(tmp_path / 'r.txt')
+    for frame in results['frames']:
+        rows = from_txt.get(frame['frame_id'], [])
+        assert len(rows) == len(frame['objects'])
+        for (track_id, box, score), obj in zip(rows, frame['objects']):
+            assert track_id == (-1 if obj['track_id'] is None else obj['track_id'])
+            assert box == pytest.approx(obj['bbox'], abs=2e-3)
+            assert score == pytest.approx(obj['score'], abs=1e-6)
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_interleaved_sessions_equal_sequential_runs(task, tiny_model, tmp_path):
+    model = tiny_model(task)
+    videos = [list(VideoReader(make_video(tmp_path / f'{s}.mp4', seed=s))) for s in (1, 2)]
+
+    def run(order):
+        sessions = [model.session(score_thr=0.0, **session_kwargs(task)) for _ in videos]
+        out = [[], []]
+        for v, i in order:
+            out[v].append(sessions[v].step(videos[v][i]).to_json())
+        return out
+
+    n = len(videos[0])
+    sequential = run([(0, i) for i in range(n)] + [(1, i) for i in range(n)])
+    interleaved = run([(v, i) for i in range(n) for v in (0, 1)])
+    assert sequential == interleaved
+    assert sequential[0] != sequential[1]
+
+
+MEMORY_SCRIPT = textwrap.dedent('''
+    import resource, sys
+    sys.path.insert(0, sys.argv[4])
+    from conftest import make_video
+    from mmtrack_serve.api import track_video
+    from mmtrack_serve.models import load_model
+    video = make_video(sys.argv[3], num_frames=int(sys.argv[5]), size=(320, 240))
+    model = load_model(sys.argv[1], sys.argv[2])
+    track_video(model, video, output=sys.argv[3] + '.out.mp4', score_thr=0.0)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+''')
+
+
+def test_memory_stays_flat_for_a_five_times_longer_video(tiny_files, tmp_path):
+    config, ckpt = tiny_files['mot']
+
+    def peak_kib(frames):
+        out = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, str(config), str(ckpt),
+                              str(tmp_path / f'v{frames}.mp4'), str(TESTS), str(frames)],
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.split()[-1])
+
+    short, long = peak_kib(30), peak_kib(150)
+    # generous: 150 frames of 320x240 held in memory would add > 30 MiB
+    assert long < short * 1.1 + 20 * 1024, (short, long)
+
+
+def test_frame_folder_input(tiny_model, video, tmp_path):
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i, frame in enumerate(VideoReader(video)):
+        cv2.imwrite(str(folder / f'{i:06d}.png'), frame)
+    from_folder = track_video(tiny_model('mot'), folder, score_thr=0.0, fps=12.5)
+    assert from_folder['video'] == {'width': 160, 'height': 120, 'fps': 12.5, 'num_frames': 8}
+    from_video = track_video(tiny_model('mot'), video, score_thr=0.0)
+    assert from_folder['frames'] == from_video['frames']
+
+
+def test_reader_is_lazy(video):
+    reader = VideoReader(video)
+    frames = iter(reader)
+    next(frames)
+    assert reader._container is not None and reader.num_frames == 8
+    reader.close()
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda p: p.write_bytes(b'not a video at all' * 100) and p, 'not a readable video'),
+    (lambda p: p.write_bytes(b'') is not None and p, 'empty'),
+    (lambda p: p / 'missing.mp4', 'no such file'),
+])
+def test_bad_inputs_raise_input_errors(make, message, tmp_path):
+    from mmtrack_serve.errors import InputError
+    path = make(tmp_path / 'bad.mp4')
+    with pytest.raises(InputError, match=message):
+        VideoReader(path)
+
+
+def test_sot_needs_an_init_bbox_inside_the_frame(tiny_model, video):
+    from mmtrack_serve.errors import InputError
+    with pytest.raises(InputError, match='init_bbox'):
+        tiny_model('sot').session()
+    with pytest.raises(InputError, match='outside'):
+        track_video(tiny_model('sot'), video, init_bbox='100,100,200,200')
+    with pytest.raises(InputError, match='four'):
+        tiny_model('sot').session(init_bbox='1,2,3')
+
+
+def test_non_tracking_config_is_refused():
+    from mmtrack_serve.errors import ConfigError
+    from mmtrack_serve.models import load_model
+    with pytest.raises(ConfigError, match=r"detector \(FasterRCNN\).*not an MMTracking video model"):
+        load_model('faster-rcnn_r50_fpn_4e_mot17-half')
+    with pytest.raises(ConfigError, match="'ResNet' is not an MMTracking video model"):
+        load_model('faster-rcnn_r50_fpn_4e_mot17-half', cfg_options={'model.type': 'ResNet'})
+    with pytest.raises(ConfigError, match='no such config'):
+        load_model('no_such_config_anywhere')
+
+
+def test_config_urls_are_never_downloaded(tiny_files):
+    """The full-size SiamRPN++ config names its backbone by URL: loading
+    without a checkpoint warns and stays offline (no_network guards it)."""
+    from mmtrack_serve.models import load_model
+    with pytest.warns(UserWarning, match='not downloading 1 pretrained weight'):
+        model = load_model('siamese_rpn_r50_20e_lasot')
+    assert model.task == 'sot'
