@@ -6,15 +6,16 @@ from .video import VideoReader, VideoWriter
 
 
 def track_video(model, source, output=None, score_thr=0.5, init_bbox=None, fps=None,
-                progress=False, session=None):
+                progress=False, session=None, source_name=None):
     """Tracks every frame of ``source`` (path, bytes or image folder).
 
     ``output``: where to write the annotated H.264 mp4 (a path or binary file
-    object), or None. Returns the results dict (schema in ``results``).
+    object), or None. ``source_name`` stands for the source in error messages.
+    Returns the results dict (schema in ``results``).
     Frames stream through: memory does not grow with the video's length.
     """
     session = session or model.session(init_bbox=init_bbox, score_thr=score_thr)
-    with VideoReader(source, fps=fps) as reader:
+    with VideoReader(source, fps=fps, name=source_name) as reader:
         frames = []
         writer = VideoWriter(output, reader.width, reader.height, reader.fps) if output else None
         try:

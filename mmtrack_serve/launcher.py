@@ -11,6 +11,7 @@ one server per machine).
 """
 import ipaddress
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -131,10 +132,25 @@ class Server:
         with urllib.request.urlopen(f'{self.management_url}/models/{name}', timeout=5) as r:
             return [w['status'] for entry in json.load(r) for w in entry.get('workers', [])]
 
+    def worker_error(self, deaths=3):
+        """The last error of a worker that died ``deaths`` times, else None."""
+        log = self.log_dir / 'model_log.log'
+        if not log.is_file():
+            return None
+        text = log.read_text(errors='replace')
+        if text.count('Backend worker process died') < deaths:
+            return None
+        errors = re.findall(r'MODEL_LOG - ((?:\w+\.)*\w*(?:Error|Exception)\b.*)', text)
+        return errors[-1] if errors else 'the worker keeps dying'
+
     def wait_ready(self, names=None, timeout=600):
         """Waits until each model has a READY worker; returns their names."""
         deadline = time.time() + timeout
         while time.time() < deadline:
+            error = self.worker_error()
+            if error:
+                raise MMTrackServeError(f'the model worker fails to start: {error} '
+                                        f'(log: {self.log_dir / "model_log.log"})')
             try:
                 wanted = names or self.models()
                 if wanted and all('READY' in self.worker_states(n) for n in wanted):

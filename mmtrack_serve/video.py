@@ -32,26 +32,28 @@ class VideoReader:
     say). Opening fails with InputError when the source holds no decodable video.
     """
 
-    def __init__(self, source, fps=None):
+    def __init__(self, source, fps=None, name=None):
+        """``name`` replaces the path in error messages (e.g. 'the upload')."""
         self._source = source
         self._container = None
         self._images = None
         if isinstance(source, (bytes, bytearray, memoryview)):
             if len(source) == 0:
                 raise InputError('the video is empty (0 bytes)')
-            self._open_container(io.BytesIO(bytes(source)), 'the uploaded data')
+            self._open_container(io.BytesIO(bytes(source)), name or 'the uploaded data')
         else:
             path = Path(source)
+            shown = name or str(path)
             if not path.exists():
-                raise InputError(f'no such file or folder: {path}')
+                raise InputError(f'no such file or folder: {shown}')
             if path.is_dir():
                 self._open_folder(path)
             elif path.stat().st_size == 0:
-                raise InputError(f'the video is empty (0 bytes): {path}')
+                raise InputError(f'the video is empty (0 bytes): {shown}')
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 self._open_images([path])
             else:
-                self._open_container(str(path), str(path))
+                self._open_container(str(path), shown)
         if fps is not None:
             self.fps = Fraction(fps).limit_denominator(1001)
 

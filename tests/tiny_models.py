@@ -21,9 +21,10 @@ TINY_MOT = ('bytetrack_yolox_x_crowdhuman_mot17-private-half', {
 })
 
 TINY_SOT = ('siamese_rpn_r50_20e_lasot', {
-    'model.backbone': dict(type='ResNet', depth=18, out_indices=(1, 2, 3), strides=(1, 2, 1, 1),
-                           dilations=(1, 1, 2, 4), norm_eval=True, init_cfg=None, _delete_=True),
-    'model.neck.in_channels': [128, 256, 512],
+    'model.backbone': dict(type='ResNet', depth=18, base_channels=16, out_indices=(1, 2, 3),
+                           strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), norm_eval=True, init_cfg=None,
+                           _delete_=True),
+    'model.neck.in_channels': [32, 64, 128],
     'model.neck.out_channels': 32,
     'model.head.in_channels': [32, 32, 32],
 })
@@ -86,7 +87,8 @@ def make_tiny_checkpoint(task, path, seed=0):
     """Random tiny weights saved as an mmcv checkpoint; returns the config.
 
     YOLOX initialises its score biases for a 1% prior, so random weights would
-    detect nothing: the biases are zeroed for MOT to give objects to track."""
+    detect nothing: MOT's score convs get large weights so scores vary with the
+    image and objects appear to track."""
     from mmcv.runner import save_checkpoint
     from mmtrack_serve.models import load_model
     torch.manual_seed(seed)
@@ -97,5 +99,10 @@ def make_tiny_checkpoint(task, path, seed=0):
         for conv in list(head.multi_level_conv_cls) + list(head.multi_level_conv_obj):
             torch.nn.init.normal_(conv.weight, std=WEIGHT_STD)
             torch.nn.init.constant_(conv.bias, 0.0)
+    if task == 'sot':
+        # random box deltas let the target grow without bound (and each crop
+        # with it): zero them so boxes stay anchor-sized
+        for param in model.module.head.reg_heads.parameters():
+            torch.nn.init.zeros_(param)
     save_checkpoint(model.module, str(path), meta={'CLASSES': tuple(model.classes)})
     return cfg

@@ -193,6 +193,8 @@ def _archive(model_name, version, checkpoint, staging, model_config, store, forc
 
 
 def main(argv=None):
+    from mmtrack_serve.cli import quiet_warnings
+    quiet_warnings()
     args = parse_args(argv)
     try:
         cfg_options = None

@@ -25,26 +25,22 @@ from mmtrack_serve import mmtrack_compat
 from mmtrack_serve.api import track_video
 from mmtrack_serve.errors import InputError, MMTrackServeError
 from mmtrack_serve.models import load_model
+from mmtrack_serve.handlers.video_request import OUTPUT_TYPES, parse_request
 from mmtrack_serve.results import mot_lines
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger('mmtrack_serve.handler')
 
-OUTPUT_TYPES = {'mp4': 'video/mp4', 'json': 'application/json', 'mot': 'text/plain'}
-# form fields and body keys that may carry the video, in order of preference
-BODY_KEYS = ('data', 'body', 'file', 'video')
-OPTION_KEYS = ('score_thr', 'output', 'init_bbox')
+
+def restore_root_logging():
+    """mmcv's get_logger lowers the root logger's console handlers to ERROR
+    (against duplicate DDP logs). A TorchServe worker sends its logs and its
+    metrics through those handlers, so they would vanish: put them back."""
+    for handler in logging.root.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setLevel(logging.NOTSET)
+    logger.setLevel(logging.INFO)
+
 TEMP_PREFIX = 'mmtrack-serve-'
-DEFAULT_SCORE_THR = 0.5
-
-
-class VideoRequest:
-    """One request's upload (on disk) and options."""
-
-    def __init__(self, video_path, score_thr, output, init_bbox):
-        self.video_path = video_path
-        self.score_thr = score_thr
-        self.output = output
-        self.init_bbox = init_bbox
 
 
 class MMTrackHandler(BaseHandler):
@@ -60,6 +56,7 @@ class MMTrackHandler(BaseHandler):
         # bundled init_cfg weights are named relative to the archive
         mmtrack_compat.rebase_pretrained(cfg.model, model_dir)
         self.model = load_model(cfg, checkpoint, self.device)
+        restore_root_logging()
         self.model_name = context.manifest['model']['modelName']
         self.temp_root = os.environ.get('MMTRACK_SERVE_TMPDIR') or tempfile.gettempdir()
         self.initialized = True
@@ -77,24 +74,15 @@ class MMTrackHandler(BaseHandler):
     # -- BaseHandler's steps, for one request --------------------------------------
     def preprocess(self, request, idx, workdir):
         """Upload to ``workdir/input``, options parsed and checked."""
-        body = _find_body(request)
-        if body is None:
-            raise InputError('no video in the request: send it as the body '
-                             '(curl -T video.mp4) or as form field "data" (-F data=@video.mp4)')
-        if len(body) == 0:
-            raise InputError('the video is empty (0 bytes)')
-        video_path = Path(workdir) / 'input'
-        video_path.write_bytes(body)
-        options = {key: self._option(request, idx, key) for key in OPTION_KEYS}
-        return VideoRequest(video_path, _parse_score_thr(options['score_thr']),
-                            _parse_output(options['output']), options['init_bbox'])
+        headers = self.context.get_all_request_header(idx) or {}
+        return parse_request(request, headers, Path(workdir) / 'input')
 
     def inference(self, video_request, workdir):
         """Tracks the video; returns (results dict, annotated mp4 path or None)."""
         output = Path(workdir) / 'result.mp4' if video_request.output == 'mp4' else None
         results = track_video(self.model, video_request.video_path, output=output,
                               score_thr=video_request.score_thr,
-                              init_bbox=video_request.init_bbox)
+                              init_bbox=video_request.init_bbox, source_name='the uploaded video')
         return results, output
 
     def postprocess(self, results, output_path, output_type):
@@ -127,21 +115,12 @@ class MMTrackHandler(BaseHandler):
             shutil.rmtree(workdir, ignore_errors=True)
         seconds = time.perf_counter() - start
         frames = results['video']['num_frames']
+        restore_root_logging()
         self._record_metrics(context, frames, seconds)
         context.set_response_content_type(idx, OUTPUT_TYPES[video_request.output])
         logger.info('%s: %d frames in %.2f s (%.2f fps), %s out', self.model_name, frames, seconds,
                     frames / seconds, video_request.output)
         return body
-
-    def _option(self, request, idx, key):
-        value = request.get(key)
-        if value is None:
-            headers = {k.lower(): v for k, v in (self.context.get_all_request_header(idx) or {}).items()}
-            value = headers.get(key) or headers.get(key.replace('_', '-')) or \
-                headers.get('x-' + key.replace('_', '-'))
-        if isinstance(value, (bytes, bytearray)):
-            value = value.decode('utf-8', errors='replace')
-        return value
 
     def _error(self, context, idx, code, error):
         message = str(error) if code != 500 else f'internal error: {type(error).__name__}: {error}'
@@ -159,29 +138,3 @@ class MMTrackHandler(BaseHandler):
         metrics.add_metric('FramesPerSecond', round(frames / seconds, 3), unit='count',
                            dimensions=[], metric_type=MetricTypes.GAUGE)
 
-
-def _find_body(request):
-    for key in BODY_KEYS:
-        value = request.get(key)
-        if isinstance(value, (bytes, bytearray)):
-            return value
-    return None
-
-
-def _parse_score_thr(value):
-    if value is None or value == '':
-        return DEFAULT_SCORE_THR
-    try:
-        thr = float(value)
-    except ValueError:
-        raise InputError(f'score_thr must be a number between 0 and 1, got {value!r}') from None
-    if not 0.0 <= thr <= 1.0:
-        raise InputError(f'score_thr must be between 0 and 1, got {thr}')
-    return thr
-
-
-def _parse_output(value):
-    value = (value or 'mp4').lower()
-    if value not in OUTPUT_TYPES:
-        raise InputError(f'output must be one of {", ".join(OUTPUT_TYPES)}, got {value!r}')
-    return value

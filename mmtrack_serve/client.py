@@ -1,0 +1,36 @@
+"""A small HTTP client for a served model (used by parity, stream and demo)."""
+import json
+from pathlib import Path
+
+import requests
+
+from .errors import MMTrackServeError
+
+
+def predict(url, model, video, output='json', headers=None, timeout=3600):
+    """Posts a video (path or bytes) as the raw body; returns the response
+    body (parsed JSON for output=json). Errors raise MMTrackServeError with
+    the server's message."""
+    body = Path(video).read_bytes() if isinstance(video, (str, Path)) else video
+    all_headers = {'Content-Type': 'application/octet-stream', 'output': output}
+    all_headers.update({k: str(v) for k, v in (headers or {}).items() if v is not None})
+    try:
+        response = requests.post(f'{normalise_url(url)}/predictions/{model}', data=body,
+                                 headers=all_headers, timeout=timeout)
+    except requests.RequestException as e:
+        raise MMTrackServeError(f'cannot reach {url}: {e}') from None
+    if response.status_code != 200:
+        raise MMTrackServeError(f'{model} answered HTTP {response.status_code}: {error_message(response)}')
+    return response.json() if output == 'json' else response.content
+
+
+def normalise_url(url):
+    url = url.rstrip('/')
+    return url if '://' in url else f'http://{url}'
+
+
+def error_message(response):
+    try:
+        return json.loads(response.content).get('message', response.text)
+    except ValueError:
+        return response.text[:300]

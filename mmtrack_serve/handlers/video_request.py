@@ -1,0 +1,78 @@
+"""What a prediction request carries: the video (raw body or a multipart
+field) and options (query parameters or headers), checked. Kept apart from
+the handler module because TorchServe requires that module to define exactly
+one class."""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from mmtrack_serve.errors import InputError
+
+OUTPUT_TYPES = {'mp4': 'video/mp4', 'json': 'application/json', 'mot': 'text/plain'}
+# form fields and body keys that may carry the video, in order of preference
+BODY_KEYS = ('data', 'body', 'file', 'video')
+OPTION_KEYS = ('score_thr', 'output', 'init_bbox')
+DEFAULT_SCORE_THR = 0.5
+
+
+@dataclass
+class VideoRequest:
+    video_path: Path
+    score_thr: float
+    output: str
+    init_bbox: Optional[str]
+
+
+def parse_request(request, headers, video_path):
+    """Writes the upload to ``video_path``; returns a VideoRequest."""
+    body = find_body(request)
+    if body is None:
+        raise InputError('no video in the request: send it as the body '
+                         '(curl -T video.mp4) or as form field "data" (-F data=@video.mp4)')
+    if len(body) == 0:
+        raise InputError('the video is empty (0 bytes)')
+    options = {key: find_option(request, headers, key) for key in OPTION_KEYS}
+    score_thr = parse_score_thr(options['score_thr'])
+    output = parse_output(options['output'])
+    Path(video_path).write_bytes(body)
+    return VideoRequest(Path(video_path), score_thr, output, options['init_bbox'] or None)
+
+
+def find_body(request):
+    for key in BODY_KEYS:
+        value = request.get(key)
+        if isinstance(value, (bytes, bytearray)):
+            return value
+    return None
+
+
+def find_option(request, headers, key):
+    """A query parameter or form field, else a header (``score_thr``,
+    ``score-thr`` or ``x-score-thr``, any case)."""
+    value = request.get(key)
+    if value is None:
+        lowered = {str(k).lower(): v for k, v in headers.items()}
+        dashed = key.replace('_', '-')
+        value = lowered.get(key) or lowered.get(dashed) or lowered.get('x-' + dashed)
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode('utf-8', errors='replace')
+    return value
+
+
+def parse_score_thr(value):
+    if value is None or value == '':
+        return DEFAULT_SCORE_THR
+    try:
+        thr = float(value)
+    except ValueError:
+        raise InputError(f'score_thr must be a number between 0 and 1, got {value!r}') from None
+    if not 0.0 <= thr <= 1.0:
+        raise InputError(f'score_thr must be between 0 and 1, got {thr}')
+    return thr
+
+
+def parse_output(value):
+    value = (value or 'mp4').lower()
+    if value not in OUTPUT_TYPES:
+        raise InputError(f'output must be one of {", ".join(OUTPUT_TYPES)}, got {value!r}')
+    return value

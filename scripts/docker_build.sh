@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# `make docker`: builds docker/serve/Dockerfile as $IMAGE with docker when a
+# Docker engine answers, else with podman (docs/docker.md).
+#
+#   IMAGE           tag to build (default mmtrack-serve:latest)
+#   ENGINE          docker or podman (default: docker if `docker info` works, else podman)
+#   DOCKER_VARIANT  gpu (default: the Dockerfile's CUDA base images, torch from PyPI)
+#                   or cpu (python:3.11-slim-bookworm, CPU torch, CPU-ops mmcv-full)
+#   BASE_IMAGE, BUILD_IMAGE, TORCH_INDEX_URL, MMCV_FIND_LINKS, MMCV_CUDA,
+#   TORCH_CUDA_ARCH_LIST, MAX_JOBS   passed on as build args where set
+#   DOCKER_BUILD_ARGS  more arguments for `docker build` / `podman build`
+#
+# For the cpu variant, the wheels this machine already has are staged in
+# docker/serve/wheels/ (ignored by git) so that the build neither recompiles
+# mmcv-full (9-13 minutes) nor downloads torch: the mmcv-full wheel that
+# `make setup` cached, and a torch 2.13.0+cpu wheel from pip's find-links.
+# Without them the Dockerfile compiles / downloads as usual.
+# PIP_CERT, where set (a CA bundle for a TLS-intercepting proxy), goes to the
+# build as the secret pip_cert; it is not stored in the image.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+IMAGE="${IMAGE:-mmtrack-serve:latest}"
+VARIANT="${DOCKER_VARIANT:-gpu}"
+CACHE="${MMTRACK_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmtrack-serve}"
+STAGE="docker/serve/wheels"
+shopt -s nullglob
+CPU_BASE=python:3.11-slim-bookworm
+
+say() { echo "docker: $*"; }
+
+if [[ -z "${ENGINE:-}" ]]; then
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    ENGINE=docker
+  elif command -v podman >/dev/null 2>&1; then
+    ENGINE=podman
+  else
+    echo "docker: neither a running Docker engine nor podman; install one" \
+         "(Debian: apt-get install podman), or run \`make docker-test\` as root to set podman up" >&2
+    exit 1
+  fi
+fi
+
+args=(build -f docker/serve/Dockerfile -t "$IMAGE")
+case "$VARIANT" in
+  gpu) ;;
+  cpu)
+    BASE_IMAGE="${BASE_IMAGE:-$CPU_BASE}"
+    BUILD_IMAGE="${BUILD_IMAGE:-$BASE_IMAGE}"
+    # mmcv-full with CPU ops, as `make setup` built it
+    if [[ -z "${MMCV_FIND_LINKS:-}" ]] && ! compgen -G "$STAGE/mmcv_full-1.7.2-cp311-*.whl" >/dev/null; then
+      for wheel in "$CACHE"/wheels/mmcv_full-1.7.2-cp311-*.whl; do
+        cp "$wheel" "$STAGE/" && say "staged ${wheel##*/} (from $CACHE/wheels)"
+        break
+      done
+    fi
+    # a local torch +cpu wheel; else the CPU index
+    if ! compgen -G "$STAGE/torch-2.13.0+cpu-cp311-*.whl" >/dev/null; then
+      links="${PIP_FIND_LINKS:-$(pip config get global.find-links 2>/dev/null || true)}"
+      for dir in $links; do
+        for wheel in "${dir#file://}"/torch-2.13.0+cpu-cp311-cp311-*x86_64.whl; do
+          cp "$wheel" "$STAGE/" && say "staged ${wheel##*/} (from $dir)"
+          break 2
+        done
+      done
+    fi
+    if ! compgen -G "$STAGE/torch-2.13.0+cpu-cp311-*.whl" >/dev/null; then
+      TORCH_INDEX_URL="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+    fi
+    ;;
+  *) echo "docker: DOCKER_VARIANT must be gpu or cpu, got $VARIANT" >&2; exit 2 ;;
+esac
+if [[ "$VARIANT" == gpu ]] && compgen -G "$STAGE/torch-*+cpu-*.whl" >/dev/null; then
+  echo "docker: $STAGE holds a CPU torch wheel, which a GPU image would install;" \
+       "remove it or build with DOCKER_VARIANT=cpu" >&2
+  exit 1
+fi
+
+for name in BASE_IMAGE BUILD_IMAGE TORCH_INDEX_URL MMCV_FIND_LINKS MMCV_CUDA TORCH_CUDA_ARCH_LIST MAX_JOBS; do
+  [[ -z "${!name:-}" ]] || args+=(--build-arg "$name=${!name}")
+done
+if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then
+  args+=(--secret "id=pip_cert,src=$PIP_CERT")
+fi
+if [[ "$ENGINE" == podman ]]; then
+  # podman does not look for <Dockerfile>.dockerignore by itself
+  args+=(--ignorefile docker/serve/Dockerfile.dockerignore)
+else
+  export DOCKER_BUILDKIT=1
+fi
+# shellcheck disable=SC2206
+[[ -z "${DOCKER_BUILD_ARGS:-}" ]] || args+=($DOCKER_BUILD_ARGS)
+
+staged=("$STAGE"/*.whl)
+say "$ENGINE ${args[*]} . (variant $VARIANT; wheels in $STAGE: ${staged[*]##*/})"
+start=$SECONDS
+"$ENGINE" "${args[@]}" .
+say "built $IMAGE with $ENGINE in $((SECONDS - start)) s"

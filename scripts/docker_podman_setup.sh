@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Prepares a machine without a Docker engine or registry access for
+# `make docker-test`: podman (rootful, runc, cgroupfs) from Debian, and a local
+# Debian bookworm base image made by debootstrap from Debian's mirror and
+# `podman import` (no image is pulled from a registry). Idempotent: a second
+# run only checks and returns in seconds.
+#
+#   BASE_IMAGE     name of the local base image (default localhost/mmtrack-serve-base:bookworm)
+#   DEBIAN_MIRROR  where debootstrap fetches from (default http://deb.debian.org/debian)
+set -euo pipefail
+
+BASE_IMAGE="${BASE_IMAGE:-localhost/mmtrack-serve-base:bookworm}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+CONF=/etc/containers/containers.conf
+MARK="# mmtrack-serve: written by scripts/docker_podman_setup.sh"
+
+say() { echo "docker-setup: $*"; }
+
+# -- 1. podman, runc and debootstrap from Debian --------------------------------
+missing=()
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "docker-setup: missing ${missing[*]}; install podman, runc and debootstrap (as root: apt-get install podman runc debootstrap)" >&2
+    exit 1
+  fi
+  say "installing ${missing[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    podman runc debootstrap uidmap iptables ca-certificates >/dev/null
+fi
+
+# -- 2. containers.conf: runc, cgroupfs, explicit ulimits ----------------------
+# Machines without systemd (containers, VMs started by an init of their own)
+# need the cgroupfs manager and a file events log; the default ulimits are
+# explicit and modest: podman's own defaults (nofile 1048576) need
+# CAP_SYS_RESOURCE to go past the host's hard limit, and without it every
+# container fails with "error setting rlimit ... operation not permitted".
+# nofile is 65536 or the host's hard limit where lower; nproc is 32768 or the
+# host's hard limit where lower (on a VM tried here, anything above 32768 was
+# refused although the hard limit was 96365). An existing containers.conf that
+# is not ours is left alone.
+cap() { local hard="$1" want="$2"; [[ "$hard" == unlimited || "$hard" -gt "$want" ]] && echo "$want" || echo "$hard"; }
+NOFILE="$(cap "$(ulimit -Hn)" 65536)"
+NPROC="$(cap "$(ulimit -Hu)" 32768)"
+if [[ "$(id -u)" -eq 0 ]]; then
+  if [[ ! -f "$CONF" ]] || grep -qF "$MARK" "$CONF"; then
+    mkdir -p "$(dirname "$CONF")"
+    cat > "$CONF.tmp" <<EOF
+$MARK
+[containers]
+default_ulimits = [
+  "nofile=$NOFILE:$NOFILE",
+  "nproc=$NPROC:$NPROC",
+]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    if ! cmp -s "$CONF.tmp" "$CONF" 2>/dev/null; then
+      mv "$CONF.tmp" "$CONF"
+      say "wrote $CONF"
+    else
+      rm -f "$CONF.tmp"
+    fi
+  else
+    say "$CONF exists and is not ours: left as it is"
+  fi
+fi
+
+# overlay where the kernel allows it, else vfs (slower, bigger, always works)
+if ! podman info >/dev/null 2>&1; then
+  say "podman does not start with the default storage; trying vfs"
+  mkdir -p /etc/containers
+  if [[ ! -f /etc/containers/storage.conf ]]; then
+    printf '%s\n[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
+      "$MARK" > /etc/containers/storage.conf
+  fi
+  podman info >/dev/null
+fi
+say "podman $(podman version --format '{{.Client.Version}}'), storage $(podman info --format '{{.Store.GraphDriverName}}')"
+
+# -- 3. the local base image ---------------------------------------------------
+if podman image exists "$BASE_IMAGE"; then
+  say "base image $BASE_IMAGE exists"
+  exit 0
+fi
+[[ "$(id -u)" -eq 0 ]] || { echo "docker-setup: debootstrap needs root" >&2; exit 1; }
+say "making $BASE_IMAGE: debootstrap $SUITE from $DEBIAN_MIRROR (2-4 minutes)"
+ROOTFS="$(mktemp -d /var/tmp/mmtrack-serve-rootfs.XXXXXX)"
+trap 'rm -rf "$ROOTFS"' EXIT
+debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$ROOTFS" "$DEBIAN_MIRROR" \
+  > "$ROOTFS.log" 2>&1 || { tail -20 "$ROOTFS.log" >&2; rm -f "$ROOTFS.log"; exit 1; }
+rm -f "$ROOTFS.log"
+# the same sources as Debian's own images: release, updates and security
+rm -f "$ROOTFS/etc/apt/sources.list"
+cat > "$ROOTFS/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $DEBIAN_MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+# as in Debian's slim images: no docs, no caches
+rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/usr/share/doc/* \
+  "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/*
+tar -C "$ROOTFS" --numeric-owner -c . | podman import --quiet \
+  --change 'CMD ["bash"]' \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --message "debootstrap --variant=minbase $SUITE $DEBIAN_MIRROR" \
+  - "$BASE_IMAGE" >/dev/null
+say "made $BASE_IMAGE ($(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"

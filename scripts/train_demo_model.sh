@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Retrains the demo model (about 15 minutes on 2 CPU cores) and publishes it to
+# mmtrack_serve/training/demo/: synthetic worlds, training run and logs go to
+# work_dirs/demo_model (delete work_dirs/demo_model/work to train again).
+# Extra arguments go to mmtrack_serve.training.demo_model (see its --help).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${VENV:-.venv}/bin/python"
+mkdir -p work_dirs
+"$PY" -m mmtrack_serve.training.demo_model --cache-dir work_dirs/demo_model "$@" \
+    2>&1 | tee work_dirs/demo_model.log

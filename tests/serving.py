@@ -1,0 +1,76 @@
+"""Helpers for tests against a real TorchServe: free ports, a server fixture
+factory, and HTTP calls as curl makes them."""
+import os
+import random
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from mmtrack_serve.launcher import Server, write_config
+
+# A worker that tries to download anything hits this dead proxy and fails.
+DEAD_PROXY = 'http://127.0.0.1:9'
+
+
+def free_port_base():
+    for _ in range(50):
+        base = random.randrange(20000, 40000, 10)
+        try:
+            for port in (base, base + 1, base + 2):
+                with socket.socket() as s:
+                    s.bind(('127.0.0.1', port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError('no three free ports')
+
+
+@contextmanager
+def running_server(store, run_dir, models=None, workers=1, limit_bytes=None):
+    """Starts TorchServe on ``store`` with no network for its workers; stops it after."""
+    base = free_port_base()
+    kwargs = {'limit_bytes': limit_bytes} if limit_bytes else {}
+    write_config(run_dir, store, models or [], base, workers=workers, **kwargs)
+    server = Server(run_dir, base)
+    saved = {k: os.environ.get(k) for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')}
+    os.environ.update({k: DEAD_PROXY for k in saved})
+    try:
+        server.start(store)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        server.wait_ready(timeout=300)
+        yield server
+    finally:
+        server.stop()
+
+
+def put(server, model, video, headers=None):
+    """As `curl URL -T video`: a PUT of the raw file, no content type."""
+    data = Path(video).read_bytes() if isinstance(video, (str, Path)) else video
+    return requests.put(f'{server.inference_url}/predictions/{model}', data=data,
+                        headers=headers or {}, timeout=600, proxies={'http': None})
+
+
+def post_form(server, model, video, fields=None, headers=None):
+    """As `curl URL -F data=@video`."""
+    files = {'data': ('video.mp4', Path(video).read_bytes())}
+    return requests.post(f'{server.inference_url}/predictions/{model}', files=files, data=fields or {},
+                         headers=headers or {}, timeout=600)
+
+
+def register(server, mar_name, workers=1):
+    r = requests.post(f'{server.management_url}/models',
+                      params={'url': mar_name, 'initial_workers': workers, 'synchronous': 'true'},
+                      timeout=600)
+    return r
+
+
+def temp_leftovers(server):
+    return sorted(p.name for p in (server.run_dir / 'tmp').glob('mmtrack-serve-*'))

@@ -1,0 +1,107 @@
+"""The command lines as a user runs them: real files in, one-line errors out."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SHARED_DATA
+from mmtrack_serve.video import probe
+
+DEMO = SHARED_DATA / 'videos' / 'demo.mp4'
+BAG = SHARED_DATA / 'videos' / 'bag.avi'
+needs_shared = pytest.mark.skipif(not DEMO.is_file(), reason='../shared/data absent')
+
+
+def cli(*args, tool='mmtrack_serve.cli'):
+    return subprocess.run([sys.executable, '-m', tool, *map(str, args)], capture_output=True, text=True)
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if 'error:' in line]
+    assert len(errors) == 1, result.stderr
+    assert 'Traceback' not in result.stderr, result.stderr
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@needs_shared
+def test_run_mot_on_the_demo_clip(tiny_files, tmp_path):
+    config, _ = tiny_files['mot']
+    out, js, mot = tmp_path / 'o.mp4', tmp_path / 'o.json', tmp_path / 'o.txt'
+    r = cli('run', config, '--input', DEMO, '--output', out, '--json', js, '--mot', mot,
+            '--score-thr', '0', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert 'random weights' in r.stderr
+    assert str(out.resolve()) in r.stdout and 'tracked 8 frames' in r.stdout
+    info = probe(out)
+    assert (info['codec'], info['num_frames'], info['width'], info['height']) == ('h264', 8, 1920, 1080)
+    results = json.loads(js.read_text())
+    assert results['task'] == 'mot' and len(results['frames']) == 8
+    assert len(mot.read_text().splitlines()) == sum(len(f['objects']) for f in results['frames'])
+
+
+@needs_shared
+def test_run_sot_on_the_bag_clip(tiny_files, tmp_path):
+    config, ckpt = tiny_files['sot']
+    js = tmp_path / 'bag.json'
+    r = cli('run', config, '--checkpoint', ckpt, '--input', BAG, '--json', js,
+            '--init-bbox', '200,100,280,200', '--quiet')
+    assert r.returncode == 0, r.stderr
+    frames = json.loads(js.read_text())['frames']
+    assert len(frames) == 196
+    assert frames[0]['objects'][0]['bbox'] == [200.0, 100.0, 280.0, 200.0]
+
+
+def test_run_cfg_options_reach_the_model(tiny_files, tmp_path, video):
+    config, ckpt = tiny_files['mot']
+    outs = []
+    for thr in ('0.5', '0.99'):
+        js = tmp_path / f'{thr}.json'
+        r = cli('run', config, '--checkpoint', ckpt, '--input', video, '--json', js, '--score-thr', '0',
+                '--quiet', '--cfg-options', f'model.tracker.init_track_thr={thr}')
+        assert r.returncode == 0, r.stderr
+        outs.append(sum(len(f['objects']) for f in json.loads(js.read_text())['frames']))
+    assert outs[0] > outs[1]
+
+
+@pytest.mark.parametrize('case, words', [
+    ('not_video', ['not a readable video']),
+    ('empty', ['empty']),
+    ('missing', ['no such file']),
+    ('sot_no_bbox', ['init_bbox']),
+    ('not_tracking', ['not an MMTracking video model']),
+    ('no_output', ['nothing to write']),
+])
+def test_run_errors_are_one_line(case, words, tiny_files, tmp_path, video):
+    mot_config, _ = tiny_files['mot']
+    sot_config, sot_ckpt = tiny_files['sot']
+    bad = tmp_path / 'bad.mp4'
+    args = {
+        'not_video': lambda: bad.write_text('hello' * 100) and (mot_config, bad),
+        'empty': lambda: bad.write_bytes(b'') is not None and (mot_config, bad),
+        'missing': lambda: (mot_config, tmp_path / 'missing.mp4'),
+        'sot_no_bbox': lambda: (sot_config, video),
+        'not_tracking': lambda: ('faster-rcnn_r50_fpn_4e_mot17-half', video),
+        'no_output': lambda: (mot_config, video),
+    }[case]()
+    extra = [] if case == 'no_output' else ['--json', tmp_path / 'o.json']
+    r = cli('run', args[0], '--input', args[1], *extra)
+    assert_one_line_error(r, *words)
+
+
+def test_converter_refuses_unsafe_names_and_overwrites(tiny_files, tmp_path):
+    config, ckpt = tiny_files['mot']
+    tool = 'mmtrack_serve.converters.mmtrack2torchserve'
+    r = cli(config, ckpt, '--output-folder', tmp_path, '--model-name', '../evil', tool=tool)
+    assert_one_line_error(r, 'not allowed')
+    assert not list(tmp_path.parent.glob('evil*'))
+    ok = cli(config, ckpt, '--output-folder', tmp_path, '--model-name', 'm', tool=tool)
+    assert ok.returncode == 0, ok.stderr
+    assert 'm.mar' in ok.stdout and 'MiB' in ok.stdout and 'mmtrack-serve serve' in ok.stdout
+    again = cli(config, ckpt, '--output-folder', tmp_path, '--model-name', 'm', tool=tool)
+    assert_one_line_error(again, 'exists', '--force')
+    forced = cli(config, ckpt, '--output-folder', tmp_path, '--model-name', 'm', '-f', tool=tool)
+    assert forced.returncode == 0
