@@ -17,7 +17,7 @@ java:
 	@bash scripts/ensure_java.sh
 
 demo: setup
-	@bash scripts/demo.sh
+	$(PY) scripts/demo.py
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -28,3 +28,23 @@ test-fast: setup
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
+
+# 200 sequential requests against one worker; figures to soak_results.json
+soak: setup
+	MMTRACK_SERVE_SOAK=200 $(PY) -m pytest tests/test_soak.py -s -q
+
+# The container image (docker/serve/, docs/docker.md). `make docker` builds it
+# with docker, or with podman where no Docker engine runs (DOCKER_VARIANT=cpu
+# for the CPU-only image). `make docker-test` (root on Debian: installs podman,
+# makes a local Debian base image) builds the CPU image and runs
+# tests/test_docker.py against it; `make docker-lint` runs hadolint.
+.PHONY: docker docker-lint docker-test
+
+docker:
+	@bash scripts/docker_build.sh
+
+docker-lint:
+	@bash scripts/docker_lint.sh
+
+docker-test: setup
+	@PY=$(abspath $(PY)) bash scripts/docker_test.sh

@@ -9,8 +9,7 @@ def track_video(model, source, output=None, score_thr=0.5, init_bbox=None, fps=N
                 progress=False, session=None, source_name=None):
     """Tracks every frame of ``source`` (path, bytes or image folder).
 
-    ``output``: where to write the annotated H.264 mp4 (a path or binary file
-    object), or None. ``source_name`` stands for the source in error messages.
+    ``output``: the path to write the annotated H.264 mp4 to, or None. ``source_name`` stands for the source in error messages.
     Returns the results dict (schema in ``results``).
     Frames stream through: memory does not grow with the video's length.
     """
@@ -32,6 +31,10 @@ def track_video(model, source, output=None, score_thr=0.5, init_bbox=None, fps=N
                 writer.close()
         if not frames:
             raise InputError('the video has no decodable frames')
+        if reader.num_frames and len(frames) < reader.num_frames:
+            # a cut-off upload decodes its first frames and then just ends
+            raise InputError(f'the video is truncated or corrupt: {len(frames)} of the '
+                             f'{reader.num_frames} frames its container lists could be decoded')
         info = reader.info()
     info['num_frames'] = len(frames)
     return results_json(info, model.task, model.classes, frames)

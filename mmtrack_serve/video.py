@@ -131,7 +131,8 @@ class VideoWriter:
 
     yuv420p needs even sides, so an odd width or height is padded by one
     black pixel column or row (the only case where output size != input size).
-    ``target`` is a path or a writable binary file object.
+    ``target`` is a path: faststart rewrites the file to move its index to the
+    front, which FFmpeg cannot do on a Python file object.
     """
 
     def __init__(self, target, width, height, fps, crf=23, preset='veryfast'):

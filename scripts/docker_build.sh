@@ -84,8 +84,9 @@ if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then
   args+=(--secret "id=pip_cert,src=$PIP_CERT")
 fi
 if [[ "$ENGINE" == podman ]]; then
-  # podman does not look for <Dockerfile>.dockerignore by itself
-  args+=(--ignorefile docker/serve/Dockerfile.dockerignore)
+  # podman does not look for <Dockerfile>.dockerignore by itself; the docker
+  # format keeps SHELL and HEALTHCHECK, which OCI images drop
+  args+=(--ignorefile docker/serve/Dockerfile.dockerignore --format docker)
 else
   export DOCKER_BUILDKIT=1
 fi

@@ -26,7 +26,10 @@ fi
 
 command -v "$PYTHON" >/dev/null || { echo "setup: $PYTHON not found; install Python 3.11" >&2; exit 1; }
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# This machine's pip config names local mirror folders that may be absent;
+# pip warns once per package about each: noise, filtered out.
+quiet_pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+PIP=(quiet_pip)
 PIPC=("${PIP[@]}" install -c "$CONSTRAINTS")
 
 echo "setup: [1/6] torch 2.13.0 (CPU wheel where one is on disk)"

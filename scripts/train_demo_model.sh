@@ -3,6 +3,7 @@
 # mmtrack_serve/training/demo/: synthetic worlds, training run and logs go to
 # work_dirs/demo_model (delete work_dirs/demo_model/work to train again).
 # Extra arguments go to mmtrack_serve.training.demo_model (see its --help).
+# On a machine busy with other work, OMP_NUM_THREADS=1 is much faster (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${VENV:-.venv}/bin/python"

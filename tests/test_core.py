@@ -77,8 +77,12 @@ def test_interleaved_sessions_equal_sequential_runs(task, tiny_model, tmp_path):
     model = tiny_model(task)
     videos = [list(VideoReader(make_video(tmp_path / f'{s}.mp4', seed=s))) for s in (1, 2)]
 
+    # SOT: a different target per video, so states that mixed would show
+    boxes = [(40, 30, 80, 70), (60, 40, 110, 90)]
+
     def run(order):
-        sessions = [model.session(score_thr=0.0, **session_kwargs(task)) for _ in videos]
+        sessions = [model.session(score_thr=0.0, init_bbox=boxes[i] if task == 'sot' else None)
+                    for i in range(len(videos))]
         out = [[], []]
         for v, i in order:
             out[v].append(sessions[v].step(videos[v][i]).to_json())

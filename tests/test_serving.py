@@ -188,3 +188,23 @@ def test_mar_holds_resolved_config_and_no_urls(store):
         config = mar.read('config.py').decode()
     assert {'config.py', 'tiny_mot.pth', 'mmtrack_handler.py', 'model-config.yaml'} <= names
     assert '_base_' not in config and 'https://' not in config
+
+
+def test_model_assembled_from_init_cfg_weights_serves_offline(server, store, tmp_path, video):
+    """MMTracking's zoo DeepSORT: detector and ReID through init_cfg, no
+    checkpoint. The worker runs with a dead proxy: any download would fail."""
+    from mmtrack_serve.mmtrack_compat import load_config
+    from mmtrack_serve.models import load_model
+    from tiny_models import make_tiny_deepsort_parts
+    cfg, det, reid = make_tiny_deepsort_parts(tmp_path)
+    config = tmp_path / 'deepsort.py'
+    cfg.dump(str(config))
+    convert(str(config), None, store, 'tiny_deepsort', weights=[f'detector={det}', f'reid={reid}'])
+    assert register(server, 'tiny_deepsort.mar').status_code == 200
+    r = put(server, 'tiny_deepsort', video, {'output': 'json', 'score_thr': '0'})
+    assert r.status_code == 200, r.text
+    local_cfg = load_config(str(config), {'model.detector.init_cfg.checkpoint': str(det),
+                                          'model.reid.init_cfg.checkpoint': str(reid)})
+    local = track_video(load_model(local_cfg), video, score_thr=0.0)
+    assert r.json()['frames'] == json.loads(json.dumps(local['frames']))
+    assert sum(len(f['objects']) for f in local['frames']) > 0

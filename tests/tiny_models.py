@@ -106,3 +106,49 @@ def make_tiny_checkpoint(task, path, seed=0):
             torch.nn.init.zeros_(param)
     save_checkpoint(model.module, str(path), meta={'CLASSES': tuple(model.classes)})
     return cfg
+
+
+# MMTracking's model-zoo DeepSORT: the model is assembled from a detector and a
+# ReID checkpoint named by init_cfg URLs (kept here, as in the zoo config).
+TINY_DEEPSORT = ('deepsort_faster-rcnn_fpn_4e_mot17-private-half', {
+    'model.detector.backbone.depth': 18,
+    'model.detector.backbone.base_channels': 16,
+    'model.detector.backbone.init_cfg': None,
+    'model.detector.neck.in_channels': [16, 32, 64, 128],
+    'model.detector.neck.out_channels': 32,
+    'model.detector.rpn_head.in_channels': 32,
+    'model.detector.rpn_head.feat_channels': 32,
+    'model.detector.roi_head.bbox_roi_extractor.out_channels': 32,
+    'model.detector.roi_head.bbox_head.in_channels': 32,
+    'model.detector.roi_head.bbox_head.fc_out_channels': 64,
+    'model.detector.test_cfg.rpn.nms_pre': 200,
+    'model.detector.test_cfg.rpn.max_per_img': 30,
+    'model.detector.test_cfg.rcnn.score_thr': 0.0,
+    'model.detector.test_cfg.rcnn.max_per_img': 10,
+    'model.reid.backbone.depth': 18,
+    'model.reid.backbone.base_channels': 16,
+    'model.reid.neck.kernel_size': (2, 1),     # the 64x32 crop's last feature map
+    'model.reid.head.in_channels': 128,
+    'model.reid.head.fc_channels': 64,
+    'model.reid.head.out_channels': 32,
+    'model.reid.head.num_classes': 10,
+    'model.tracker.obj_score_thr': 0.0,
+    'model.tracker.reid.img_scale': (64, 32),
+    'data.test.pipeline.1.img_scale': (128, 96),
+})
+
+
+def make_tiny_deepsort_parts(folder, seed=0):
+    """Saves the tiny DeepSORT's detector and ReID as separate checkpoints, as
+    the model zoo ships them; returns (config with the zoo's URLs, det, reid)."""
+    from mmcv.runner import save_checkpoint
+    from mmtrack_serve.mmtrack_compat import load_config
+    from mmtrack_serve.models import load_model
+    torch.manual_seed(seed)
+    name, options = TINY_DEEPSORT
+    cfg = load_config(name, options)
+    model = load_model(load_config(name, options))
+    det, reid = folder / 'detector.pth', folder / 'reid.pth'
+    save_checkpoint(model.module.detector, str(det))
+    save_checkpoint(model.module.reid, str(reid))
+    return cfg, det, reid

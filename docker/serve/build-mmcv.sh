@@ -32,8 +32,10 @@ fi
 
 mapfile -t index_args < <(torch_index_args)
 "${PIP[@]}" install "${index_args[@]}" "torch==2.13.0"
+# OpenCV first, as in scripts/setup_env.sh: mmcv's setup.py adds a requirement
+# on opencv-python (which needs libGL) when it cannot import cv2.
 "${PIPC[@]}" "setuptools>=77.0.3,<81" wheel ninja "numpy==1.23.5" \
-  addict packaging Pillow pyyaml "yapf==0.40.1"
+  "opencv-python-headless==4.11.0.86" addict packaging Pillow pyyaml "yapf==0.40.1"
 case "${MMCV_CUDA:-auto}" in
   1|true) cuda=1 ;;
   0|false) cuda=0 ;;

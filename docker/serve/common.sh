@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced by the image build scripts in docker/serve/ (inside the build only).
 VENV="${VIRTUAL_ENV:-/opt/venv}"
 BUILD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

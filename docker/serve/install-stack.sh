@@ -15,7 +15,11 @@ if [[ "$STEP" == deps ]]; then
   "${PIP[@]}" install "${index_args[@]}" "torch==2.13.0"
   "${PIPC[@]}" "setuptools>=77.0.3,<81" "numpy==1.23.5" "opencv-python-headless==4.11.0.86"
   echo "stack: [2/4] mmcv-full 1.7.2 with ops"
-  "${PIPC[@]}" "$MMCV_DIR"/mmcv_full-1.7.2-*.whl
+  # --no-deps and its requirements by name: a wheel built where cv2 was not
+  # importable requires opencv-python, whose cv2 needs libGL and would replace
+  # the headless one
+  "${PIPC[@]}" --no-deps "$MMCV_DIR"/mmcv_full-1.7.2-*.whl
+  "${PIPC[@]}" addict packaging Pillow pyyaml "yapf==0.40.1"
   echo "stack: [3/4] torchvision 0.28.0 (importable next to a CPU torch)"
   "${PIP[@]}" install --no-deps "${index_args[@]}" "torchvision==0.28.0"
   "$VENV/bin/python" "$BUILD_DIR/patch_torchvision.py"

@@ -52,5 +52,6 @@ if [[ "$MODE" == runtime ]]; then
   [[ -z "$other" ]] || groupdel "$other"
   groupadd --gid 1000 model-server
   useradd --create-home --shell /bin/bash --uid 1000 --gid 1000 model-server
-  install -d -o model-server -g model-server /home/model-server/model-store /home/model-server/tmp
+  install -d -o model-server -g model-server /home/model-server/model-store \
+    /home/model-server/tmp /home/model-server/logs
 fi

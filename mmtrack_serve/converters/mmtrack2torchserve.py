@@ -3,7 +3,8 @@
 Writes a self-contained STORE/NAME.mar: the fully resolved config (every
 ``_base_`` merged), the checkpoint, every weight file the config names (bundled
 and the config pointed at the copies), the handler, and a model-config.yaml.
-A worker loading it needs no network.
+A worker loading it needs no network. The same archive serves whole videos and
+streams (chunks of a live video in a sequence; bounds in model-config.yaml).
 """
 import argparse
 import re
@@ -21,6 +22,15 @@ MODEL_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_\-.]*$')
 # A whole video is one request: the default 120 s is too short for long ones.
 RESPONSE_TIMEOUT_S = 3600
 DOWNLOAD_DIR = Path.home() / '.cache' / 'mmtrack-serve' / 'downloads'
+# Streaming (README, "Streaming"): sessions per worker and their idle timeout.
+DEFAULT_MAX_SEQUENCES = 8
+DEFAULT_SEQUENCE_IDLE_MS = 60_000
+# --sequence-batching: whole-video requests that may wait per worker beside the
+# sequences (TorchServe counts each as a sequence while it waits or runs), the
+# chunks one sequence may queue, and the batch wait (ms) for a request.
+PLAIN_REQUEST_SLOTS = 16
+SEQUENCE_QUEUE = 4
+SEQUENCE_BATCH_DELAY_MS = 10
 
 
 def parse_args(argv=None):
@@ -40,16 +50,29 @@ def parse_args(argv=None):
     p.add_argument('--download', action='store_true',
                    help='fetch weights the config names by URL (once, then bundled)')
     p.add_argument('--workers', type=int, default=1, help='workers per model (model-config.yaml)')
+    p.add_argument('--max-sequences', type=int, default=DEFAULT_MAX_SEQUENCES, metavar='N',
+                   help='streaming: sequences a worker holds at once; more get HTTP 503 '
+                        f'(default {DEFAULT_MAX_SEQUENCES}; 0 turns streaming off)')
+    p.add_argument('--sequence-idle-ms', type=int, default=DEFAULT_SEQUENCE_IDLE_MS, metavar='MS',
+                   help='streaming: a sequence without a request for this long is evicted '
+                        f'(default {DEFAULT_SEQUENCE_IDLE_MS})')
+    p.add_argument('--sequence-batching', action='store_true',
+                   help="streaming with several workers: TorchServe's sequence batching routes "
+                        'each sequence to one worker (see the README for its caveats)')
     p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                    help='override config settings before bundling')
     return p.parse_args(argv)
 
 
 def convert(config, checkpoint, output_folder, model_name, model_version='1.0', force=False,
-            weights=(), download=False, workers=1, cfg_options=None):
+            weights=(), download=False, workers=1, cfg_options=None,
+            max_sequences=DEFAULT_MAX_SEQUENCES, sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS,
+            sequence_batching=False):
     """Writes the .mar and returns its path."""
     from mmtrack_serve import mmtrack_compat as compat
 
+    model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
+                                           sequence_batching)
     if not MODEL_NAME.match(model_name):
         raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
                          '"_", "-" and "." and start with a letter or digit')
@@ -72,7 +95,7 @@ def convert(config, checkpoint, output_folder, model_name, model_version='1.0', 
             _bundle_init_weights(cfg, _parse_weights(weights), download, staging)
         cfg.dump(str(staging / 'config.py'))
         model_config = staging / 'model-config.yaml'
-        model_config.write_text(_model_config_yaml(workers))
+        model_config.write_text(model_config_text)
         _archive(model_name, model_version, checkpoint, staging, model_config, store, force)
     print(f'wrote {mar} ({mar.stat().st_size / 2**20:.1f} MiB, {task.upper()} model '
           f'{cfg.model.type}{", checkpoint " + Path(checkpoint).name if checkpoint else ""})')
@@ -173,11 +196,40 @@ def _download(url):
     return target
 
 
-def _model_config_yaml(workers):
-    return (f'minWorkers: {workers}\n'
-            f'maxWorkers: {workers}\n'
-            'batchSize: 1\n'
-            f'responseTimeout: {RESPONSE_TIMEOUT_S}\n')
+def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
+                       sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS, sequence_batching=False):
+    """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
+    sessions (per worker). Without ``sequence_batching`` TorchServe's own part is
+    what it always was (one request at a time, its failed workers restarted);
+    with it, TorchServe routes each sequence to one worker (README, "Streaming")."""
+    if max_sequences < 0:
+        raise InputError(f'--max-sequences must be 0 (no streaming) or more, got {max_sequences}')
+    if sequence_idle_ms < 100:
+        raise InputError(f'--sequence-idle-ms must be at least 100, got {sequence_idle_ms}')
+    if sequence_batching and max_sequences == 0:
+        raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
+    lines = [f'minWorkers: {workers}',
+             f'maxWorkers: {workers}']
+    if sequence_batching:
+        # TorchServe 0.12 polls each idle sequence on its own thread out of
+        # batchSize + 1; fewer than max_sequences + 1 would stall requests for up
+        # to the idle timeout. Whole-video requests get a sequence each, ended
+        # by the handler's response (continuousBatching honours that at once).
+        lines += [f'batchSize: {max_sequences + 1}',
+                  f'maxBatchDelay: {SEQUENCE_BATCH_DELAY_MS}',
+                  'sequenceBatching: true',
+                  'continuousBatching: true',
+                  f'sequenceMaxIdleMSec: {sequence_idle_ms}',
+                  f'maxNumSequence: {max(workers, 1) * (max_sequences + PLAIN_REQUEST_SLOTS)}',
+                  f'maxSequenceJobQueueSize: {SEQUENCE_QUEUE}']
+    else:
+        lines.append('batchSize: 1')
+    lines += [f'responseTimeout: {RESPONSE_TIMEOUT_S}',
+              'handler:',
+              '  sequences:',
+              f'    max_sequences: {max_sequences}',
+              f'    idle_ms: {sequence_idle_ms}']
+    return '\n'.join(lines) + '\n'
 
 
 def _archive(model_name, version, checkpoint, staging, model_config, store, force):
@@ -203,7 +255,7 @@ def main(argv=None):
             cfg_options = parse_cfg_options(args.cfg_options)
         convert(args.config, args.checkpoint, args.output_folder, args.model_name,
                 args.model_version, args.force, args.weights, args.download, args.workers,
-                cfg_options)
+                cfg_options, args.max_sequences, args.sequence_idle_ms, args.sequence_batching)
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

@@ -1,15 +1,21 @@
 """TorchServe handler: a whole video in, an annotated H.264 mp4 (or JSON, or
-MOTChallenge txt) out. A thin adapter over the core session.
+MOTChallenge txt) out; or, for a request with a sequence id, one chunk of a live
+video tracked on in that sequence's session. A thin adapter over the core session.
 
-Request: the raw body (``curl -T video.mp4``, ``--data-binary``) or a
-multipart form field (``-F data=@video.mp4``). Options as query parameters
-or headers: ``score_thr`` (0..1, default 0.5), ``output`` (mp4, json or mot;
-default mp4), ``init_bbox=x1,y1,x2,y2`` (SOT). Bad input gets HTTP 400 with
-``{"code": 400, "type": ..., "message": ...}``; the worker stays up.
+Whole video: the raw body (``curl -T video.mp4``, ``--data-binary``) or a
+multipart form field (``-F data=@video.mp4``). Options as headers or form fields
+(TorchServe 0.12 drops query parameters): ``score_thr`` (0..1, default 0.5),
+``output`` (mp4, json or mot; default mp4), ``init_bbox=x1,y1,x2,y2`` (SOT). Bad
+input gets HTTP 400 with ``{"code": 400, "type": ..., "message": ...}``; the
+worker stays up. Each request gets a private temporary directory (never the
+working directory), removed on success and on every error path, and a new
+session, so tracker state never leaks between requests.
 
-Each request gets a private temporary directory (never the working
-directory), removed on success and on every error path, and a new session,
-so tracker state never leaks between requests.
+Streaming (``ts_request_sequence_id`` and friends; see ``sequences`` and the
+README's "Streaming"): a chunk (a short video or one image) goes through the
+sequence's session, so frame ids and track ids continue across chunks; JSON by
+default. Sessions are bounded per worker (503 when full), evicted when idle, and
+a sequence this worker does not hold is a 410, never a silent restart.
 """
 import json
 import logging
@@ -23,10 +29,15 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from mmtrack_serve import mmtrack_compat
 from mmtrack_serve.api import track_video
+from mmtrack_serve.drawing import draw_objects
 from mmtrack_serve.errors import InputError, MMTrackServeError
 from mmtrack_serve.models import load_model
-from mmtrack_serve.handlers.video_request import OUTPUT_TYPES, parse_request
-from mmtrack_serve.results import mot_lines
+from mmtrack_serve.handlers import sequences as seqs
+from mmtrack_serve.handlers.video_request import (DEFAULT_SCORE_THR, OUTPUT_TYPES, find_body,
+                                                  find_option, parse_output, parse_request,
+                                                  parse_score_thr)
+from mmtrack_serve.results import mot_lines, results_json
+from mmtrack_serve.video import VideoWriter
 
 logger = logging.getLogger('mmtrack_serve.handler')
 
@@ -59,9 +70,31 @@ class MMTrackHandler(BaseHandler):
         restore_root_logging()
         self.model_name = context.manifest['model']['modelName']
         self.temp_root = os.environ.get('MMTRACK_SERVE_TMPDIR') or tempfile.gettempdir()
+        self._init_sequences(getattr(context, 'model_yaml_config', None) or {})
         self.initialized = True
         logger.info('loaded %s model %s (%s) on %s', self.model.task.upper(), self.model_name,
                     self.model.module.__class__.__name__, self.device)
+
+    def _init_sequences(self, yaml_config):
+        """Streaming settings from model-config.yaml's ``handler.sequences``
+        (written by mmtrack2torchserve); defaults for archives made before."""
+        settings = ((yaml_config.get('handler') or {}).get('sequences') or {})
+        max_sequences = int(settings.get('max_sequences', seqs.DEFAULT_MAX_SEQUENCES))
+        idle_s = float(settings.get('idle_ms', seqs.DEFAULT_IDLE_MS)) / 1000
+        workers = max(int(yaml_config.get('minWorkers') or 1), int(yaml_config.get('maxWorkers') or 1))
+        self.sequences = None
+        self.no_streaming_reason = None
+        if max_sequences <= 0:
+            self.no_streaming_reason = ('streaming is off for this model (converted with '
+                                        '--max-sequences 0); send whole videos without sequence headers')
+        elif workers > 1 and not yaml_config.get('sequenceBatching'):
+            self.no_streaming_reason = (
+                f'streaming needs the chunks of a sequence to reach one worker, and this model runs '
+                f'{workers} workers without sequence batching: convert it with --workers 1, or with '
+                '--sequence-batching (TorchServe routes each sequence to one worker)')
+        else:
+            self.sequences = seqs.SequenceStore(max_sequences, idle_s)
+            self.sequences.start_sweeper()
 
     @staticmethod
     def _device(properties):
@@ -98,6 +131,21 @@ class MMTrackHandler(BaseHandler):
         return [self._handle_one(request, idx, context) for idx, request in enumerate(data)]
 
     def _handle_one(self, request, idx, context):
+        headers = self.context.get_all_request_header(idx) or {}
+        try:
+            sequence = seqs.classify(headers, find_option(request, headers, 'stream'))
+        except MMTrackServeError as e:
+            return self._error(context, idx, 400, e)
+        if sequence is not None:
+            return self._handle_chunk(request, idx, context, headers, sequence)
+        seq_id = headers.get(seqs.HEADER_ID)
+        if seq_id:
+            # sequence batching gave this whole-video request a sequence of its
+            # own: ending it at once frees TorchServe's slot (continuousBatching)
+            context.set_response_header(idx, seqs.HEADER_END, seq_id)
+        return self._handle_video(request, idx, context)
+
+    def _handle_video(self, request, idx, context):
         start = time.perf_counter()
         workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root)
         try:
@@ -121,6 +169,167 @@ class MMTrackHandler(BaseHandler):
         logger.info('%s: %d frames in %.2f s (%.2f fps), %s out', self.model_name, frames, seconds,
                     frames / seconds, video_request.output)
         return body
+
+    # -- streaming: one chunk of a sequence -----------------------------------------
+    def _handle_chunk(self, request, idx, context, headers, sequence):
+        """Tracks one chunk in its sequence's session; the response holds that
+        chunk's frames (JSON by default). See the README's "Streaming"."""
+        start = time.perf_counter()
+        seq_id = sequence.seq_id
+        context.set_response_header(idx, seqs.HEADER_ID, seq_id)
+        try:
+            if self.sequences is None:
+                raise seqs.StreamingUnavailable(self.no_streaming_reason)
+            output = parse_output(find_option(request, headers, 'output') or 'json')
+            score_thr = find_option(request, headers, 'score_thr')
+            score_thr = None if score_thr in (None, '') else parse_score_thr(score_thr)
+            init_bbox = find_option(request, headers, 'init_bbox') or None
+            body = find_body(request)
+            chunk = seqs.read_chunk(body) if body else None
+            if chunk is None and not sequence.end:
+                raise InputError('no chunk in the request: send a short video or one image as '
+                                 'the body, or only ts_request_sequence_end: true to end the sequence')
+            seq, restart_reason = self._open_sequence(sequence, score_thr, init_bbox, chunk)
+            try:
+                result, body_out = self._track_chunk(seq, chunk, score_thr, output)
+            except BaseException as e:
+                self._chunk_failed(seq, e)
+                raise
+            index = seq.chunks
+            seq.chunks += 1 if chunk is not None else 0
+            if sequence.end:
+                self.sequences.close(seq, 'ended')
+            else:
+                self.sequences.release(seq)
+        except seqs.SequenceError as e:
+            if isinstance(e, seqs.SequencesFull):
+                context.set_response_header(idx, 'Retry-After', str(e.retry_after))
+            return self._error(context, idx, e.status, e)
+        except InputError as e:
+            return self._error(context, idx, 400, e)
+        except MMTrackServeError as e:
+            return self._error(context, idx, 422, e)
+        except Exception as e:  # noqa: BLE001 - the worker must survive any one request
+            logger.exception('chunk failed')
+            return self._error(context, idx, 500, e)
+        finally:
+            if self.sequences is None or not self.sequences.is_live(seq_id):
+                # nothing left to route here: free TorchServe's sequence slot at once
+                context.set_response_header(idx, seqs.HEADER_END, seq_id)
+        restarted = restart_reason is not None
+        frames = len(result['frames'])
+        first = result['frames'][0]['frame_id'] if frames else seq.frames
+        seconds = time.perf_counter() - start
+        restore_root_logging()
+        if frames:
+            self._record_metrics(context, frames, seconds)
+        context.set_response_header(idx, 'x-sequence-chunk', str(index))
+        context.set_response_header(idx, 'x-sequence-first-frame', str(first))
+        context.set_response_header(idx, 'x-sequence-restarted', str(restarted).lower())
+        context.set_response_content_type(idx, OUTPUT_TYPES[output])
+        logger.info('%s: sequence %s chunk %d%s: frames %d-%d in %.2f s%s', self.model_name, seq_id,
+                    index, ' (restarted)' if restarted else '', first, first + frames - 1, seconds,
+                    ', ended' if sequence.end else '')
+        if output == 'json':
+            head = {'sequence_id': seq_id, 'chunk': index, 'restarted': restarted}
+            if restarted:
+                head['restart_reason'] = restart_reason
+            head['ended'] = sequence.end
+            return json.dumps({**head, **result})
+        if output == 'mot':
+            return ''.join(mot_lines(result['frames']))
+        return body_out     # the chunk's annotated mp4 (empty for an end without a chunk)
+
+    def _open_sequence(self, sequence, score_thr, init_bbox, chunk):
+        """(Sequence, restart reason or None): the running one, a new one for a
+        start, a fresh one for an id this worker evicted when idle; else 409/410."""
+        store, seq_id = self.sequences, sequence.seq_id
+        seq = store.acquire(seq_id)
+        if sequence.start:
+            if seq is not None:
+                store.release(seq)
+                raise seqs.SequenceConflict(
+                    f'sequence {seq_id} is already running ({seq.chunks} chunks, {seq.frames} '
+                    'frames): send its next chunk without ts_request_sequence_start, end it with '
+                    'ts_request_sequence_end: true, or start another id')
+            return self._new_sequence(seq_id, score_thr, init_bbox), None
+        if seq is not None:
+            if chunk is not None and seq.width is not None \
+                    and (chunk.width, chunk.height) != (seq.width, seq.height):
+                store.release(seq)
+                raise InputError(f'the chunk is {chunk.width}x{chunk.height}, sequence {seq_id} '
+                                 f'is {seq.width}x{seq.height}: every chunk of a sequence must '
+                                 'have one frame size')
+            return seq, None
+        tomb = store.tombstone(seq_id)
+        if tomb is None or tomb.reason != 'evicted' or chunk is None:
+            raise seqs.SequenceGone(seqs.gone_message(seq_id, tomb))
+        # an id evicted for idleness comes back: it starts again, and says so
+        if self.model.task == 'sot' and not init_bbox:
+            raise seqs.SequenceGone(
+                f'sequence {seq_id} {seqs.eviction(tomb)}, and single object tracking cannot '
+                'start again without the target: resend this chunk with init_bbox (and '
+                'ts_request_sequence_start: true)')
+        seq = self._new_sequence(seq_id, tomb.score_thr if score_thr is None else score_thr,
+                                 init_bbox)
+        reason = (f'sequence {seq_id} {seqs.eviction(tomb)}: this chunk started it again, so '
+                  'frame ids and track ids start again from 0')
+        return seq, reason
+
+    def _new_sequence(self, seq_id, score_thr, init_bbox):
+        """A session for a new sequence; registered once its first chunk is tracked."""
+        self.sequences.check_room()
+        score_thr = DEFAULT_SCORE_THR if score_thr is None else score_thr
+        session = self.model.session(init_bbox=init_bbox, score_thr=score_thr)
+        return seqs.Sequence(seq_id, session, score_thr, init_bbox, last_used=time.monotonic())
+
+    def _track_chunk(self, seq, chunk, score_thr, output):
+        """Steps the chunk's frames; returns (results dict of this chunk, mp4 bytes or None)."""
+        session = seq.session
+        if score_thr is not None:
+            session.score_thr = score_thr
+        width, height = (chunk.width, chunk.height) if chunk is not None else (seq.width, seq.height)
+        fps = (chunk.fps if chunk is not None and chunk.fps else seq.fps) or seqs.IMAGE_FPS
+        frames, video = [], b''
+        # the annotated mp4 goes through a private temp dir: faststart rewrites the file
+        workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root) \
+            if output == 'mp4' and chunk is not None else None
+        try:
+            writer = VideoWriter(Path(workdir) / 'chunk.mp4', width, height, fps) if workdir else None
+            try:
+                for frame in (chunk.frames() if chunk is not None else ()):
+                    result = session.step(frame)
+                    frames.append(result.to_json())
+                    if writer is not None:
+                        writer.write(draw_objects(frame, result.objects))
+            finally:
+                if writer is not None:
+                    writer.close()
+            if workdir:
+                video = (Path(workdir) / 'chunk.mp4').read_bytes()
+        finally:
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+        if not self.sequences.is_live(seq.seq_id):
+            self.sequences.add(seq)
+        if chunk is not None:
+            seq.width, seq.height = chunk.width, chunk.height
+            seq.fps = seq.fps or chunk.fps
+        seq.frames = session.frame_id
+        info = {'width': width, 'height': height, 'fps': float(fps), 'num_frames': len(frames)}
+        return results_json(info, self.model.task, self.model.classes, frames), video
+
+    def _chunk_failed(self, seq, error):
+        """A chunk failed while tracking. If the session had moved on, its state
+        is partial: the sequence is dropped (later chunks get 410, never ids
+        that silently skip frames); if not, it stays as it was."""
+        store = self.sequences
+        if not store.is_live(seq.seq_id):
+            return                                  # a new sequence: never registered
+        if seq.session.frame_id == seq.frames:
+            store.release(seq)
+        else:
+            store.close(seq, 'failed', detail=f'{type(error).__name__} at frame {seq.session.frame_id}')
 
     def _error(self, context, idx, code, error):
         message = str(error) if code != 500 else f'internal error: {type(error).__name__}: {error}'

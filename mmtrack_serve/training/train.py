@@ -15,14 +15,16 @@ Where this differs, on purpose:
   the union of the two: mmdet's runner handling (``cfg.runner``, epoch or
   iteration based), mmtrack's data loaders and video evaluation hook for
   video models, mmdet's for detectors;
-- fp16 is for GPUs only: on the CPU the config's ``fp16`` is ignored.
+- fp16 is for GPUs only: on the CPU the config's ``fp16`` is ignored;
+- validation leaves out 'track' on MOTChallenge datasets, whose ``evaluate``
+  needs TrackEval (not installed): ``mmtrack-serve test --eval track`` scores it.
 
 Distributed training (``launcher='pytorch'``) runs one process per GPU under
 ``torchrun``, as MMTracking's ``tools/dist_train.sh``; see the train command's help.
 """
 import copy
+import importlib.util
 import logging
-import os
 import os.path as osp
 import time
 import warnings
@@ -30,8 +32,6 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import tool_setup
-
-log = logging.getLogger(__name__)
 
 
 def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
@@ -48,7 +48,7 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     from mmdet.apis import set_random_seed
     from mmtrack import __version__ as mmtrack_version
     from mmtrack.apis import init_random_seed
-    from mmtrack.utils import collect_env, get_root_logger
+    from mmtrack.utils import collect_env
 
     device = device or tool_setup.default_device()
     tool_setup.check_device(device, launcher)
@@ -76,8 +76,8 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
     cfg.dump(osp.join(cfg.work_dir, f'{_config_name(config, cfg)}.py'))
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
-    logger = get_root_logger(log_file=osp.join(cfg.work_dir, f'{timestamp}.log'),
-                             log_level=cfg.get('log_level', 'INFO'))
+    logger = fresh_root_logger(osp.join(cfg.work_dir, f'{timestamp}.log'),
+                               cfg.get('log_level', 'INFO'))
 
     meta = dict()
     env_info = '\n'.join(f'{k}: {v}' for k, v in collect_env().items())
@@ -120,6 +120,20 @@ def _config_name(config, cfg):
     return osp.splitext(osp.basename(filename))[0] if filename else 'config'
 
 
+def fresh_root_logger(log_file, log_level):
+    """mmtrack's root logger, writing to ``log_file``. mmcv sets a logger up
+    once per process: a second training in one process (tests, scripts) would
+    log into the first one's file, through a stream that may be closed since."""
+    from mmcv.utils.logging import logger_initialized
+    from mmtrack.utils import get_root_logger
+    logger = logging.getLogger('mmtrack')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger_initialized.pop('mmtrack', None)
+    return get_root_logger(log_file=log_file, log_level=log_level)
+
+
 def build_train_datasets(cfg):
     from mmtrack.datasets import build_dataset
     datasets = [build_dataset(cfg.data.train)]
@@ -159,7 +173,9 @@ def run_training(model, datasets, cfg, family, distributed=False, validate=False
     if distributed and isinstance(runner, EpochBasedRunner):
         runner.register_hook(DistSamplerSeedHook())
     if validate and cfg.data.get('val'):
-        runner.register_hook(_eval_hook(cfg, family, distributed, runner_cfg), priority='LOW')
+        hook = _eval_hook(cfg, family, distributed, runner_cfg, logger)
+        if hook is not None:
+            runner.register_hook(hook, priority='LOW')
 
     if cfg.get('resume_from'):
         runner.resume(cfg.resume_from)
@@ -209,9 +225,9 @@ def _optimizer_hook_config(cfg, distributed, logger):
     return optimizer_config
 
 
-def _eval_hook(cfg, family, distributed, runner_cfg):
+def _eval_hook(cfg, family, distributed, runner_cfg, logger):
     """Video models are evaluated video by video (mmtrack's hook and test
-    loop), detectors image by image (mmdet's)."""
+    loop), detectors image by image (mmdet's). None when no metric is left."""
     if family == 'mmtrack':
         from mmtrack.core import DistEvalHook, EvalHook
         from mmtrack.datasets import build_dataloader, build_dataset
@@ -223,8 +239,27 @@ def _eval_hook(cfg, family, distributed, runner_cfg):
                                   workers_per_gpu=cfg.data.workers_per_gpu,
                                   dist=distributed, shuffle=False)
     eval_cfg = copy.deepcopy(cfg.get('evaluation', {}))
+    if 'metric' in eval_cfg:
+        eval_cfg['metric'] = validation_metrics(val_dataset, eval_cfg['metric'], logger)
+        if not eval_cfg['metric']:
+            return None
     eval_cfg['by_epoch'] = runner_cfg['type'] != 'IterBasedRunner'
     return (DistEvalHook if distributed else EvalHook)(val_loader, **eval_cfg)
+
+
+def validation_metrics(dataset, metrics, logger):
+    """``metrics`` without 'track' where the dataset would fail on it:
+    ``MOTChallengeDataset.evaluate`` imports TrackEval for HOTA, which is not
+    installed; training would stop at its first validation."""
+    from mmtrack.datasets import MOTChallengeDataset
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if 'track' in metrics and isinstance(dataset, MOTChallengeDataset) \
+            and importlib.util.find_spec('trackeval') is None:
+        logger.warning("validation skips the 'track' metric (MMTracking's needs TrackEval, "
+                       'not installed): score the checkpoints with '
+                       '`mmtrack-serve test --eval track`')
+        metrics.remove('track')
+    return metrics
 
 
 def latest_checkpoint(work_dir):

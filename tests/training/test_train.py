@@ -1,6 +1,7 @@
 """`mmtrack-serve train`: a shrunk demo model trained for a few iterations on a
 few tiny synthetic videos; its checkpoint must load and track like any other."""
 import json
+import logging
 import zipfile
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 from mmtrack_serve import cli
 from mmtrack_serve.api import track_video
 from mmtrack_serve.models import load_model
+from mmtrack_serve.training import demo_model
+from mmtrack_serve.training import train as train_module
 from mmtrack_serve.training.demo_model import CONFIG, data_options
 from mmtrack_serve.training.synthetic import SynthConfig
 from mmtrack_serve.training.synthetic_dataset import write_synthetic_dataset
@@ -47,7 +50,18 @@ def worlds(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def trained(worlds, tmp_path_factory):
+def one_torch_thread():
+    """On a busy small machine (tests running beside TorchServe workers), torch's
+    OpenMP threads spin-wait for each other: a step with 2 threads took 10-20x
+    longer than with 1. This module's tiny model gains nothing from more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def trained(worlds, tmp_path_factory, one_torch_thread):
     """The work dir of a training through the CLI."""
     work_dir = tmp_path_factory.mktemp('work')
     options = dict(data_options(worlds / 'train', worlds / 'val'), **SHRINK)
@@ -90,6 +104,35 @@ def test_checkpoint_converts_to_mar(trained, tmp_path):
     with zipfile.ZipFile(mar) as archive:
         names = archive.namelist()
     assert 'config.py' in names and any(n.endswith('.pth') for n in names)
+
+
+def test_demo_model_publishes_and_scores(trained, worlds, tmp_path):
+    """demo_model's steps after training, on the tiny model: publish, score."""
+    published, config = demo_model.publish(trained / 'latest.pth', tmp_path / 'demo')
+    assert published.name.startswith('demo-') and config == tmp_path / 'demo.py'
+    assert config.read_text() == CONFIG.read_text()
+    stripped = torch.load(published, map_location='cpu', weights_only=False)
+    assert 'optimizer' not in stripped
+    assert not any(k.startswith('ema_') for k in stripped['state_dict'])
+
+    metrics, ms_per_frame = demo_model.evaluate_heldout(
+        trained / f'{CONFIG.stem}.py', published, worlds / 'val')
+    assert sorted(metrics) == ['OVERALL', 'video_0000', 'video_0001']
+    assert metrics['OVERALL']['GT'] > 0 and ms_per_frame > 0
+
+
+@pytest.mark.parametrize('metrics, expected', [
+    (['bbox', 'track'], ['bbox']), ('track', []), (['bbox'], ['bbox'])])
+def test_validation_skips_track_on_mot_datasets_without_trackeval(metrics, expected,
+                                                                   monkeypatch):
+    from mmtrack.datasets import CocoVideoDataset, MOTChallengeDataset
+    monkeypatch.setattr(train_module.importlib.util, 'find_spec', lambda name: None)
+    logger = logging.getLogger('test')
+    mot_dataset = MOTChallengeDataset.__new__(MOTChallengeDataset)  # only its type matters
+    assert train_module.validation_metrics(mot_dataset, metrics, logger) == expected
+    # CocoVideoDataset scores 'track' itself, with motmetrics
+    video_dataset = CocoVideoDataset.__new__(CocoVideoDataset)
+    assert train_module.validation_metrics(video_dataset, ['track'], logger) == ['track']
 
 
 @pytest.mark.parametrize('argv, env, message', [

@@ -22,10 +22,13 @@ from ...mmtrack_compat import parse_cfg_options
 
 
 def add_arguments(parser):
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split('\n', 2)[2]  # the usage examples
     parser.add_argument('config', help='config file, or the name of a config shipped in mmtrack')
     parser.add_argument('--work-dir', help='where checkpoints and logs go '
                                            '(default: the config\'s, else work_dirs/CONFIG)')
-    parser.add_argument('--seed', type=int, help='random seed (default: the config\'s, else random)')
+    parser.add_argument('--seed', type=int,
+                        help='random seed (default: the config\'s, else random)')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic cuDNN algorithms')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
@@ -33,7 +36,7 @@ def add_arguments(parser):
                              'optimizer.lr=0.005')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
                         help='pytorch: distributed, one process per GPU under torchrun '
-                             '(see this module\'s doc); none: a single process')
+                             '(see below); none: a single process')
     parser.add_argument('--resume-from', help='checkpoint to resume from (weights, optimizer, '
                                               'epoch/iteration)')
     parser.add_argument('--device', choices=['cpu', 'cuda'],
