@@ -30,6 +30,8 @@ COMMANDS = {
                 'strip a checkpoint for release, hash in its name'),
     'mot2coco': ('mmtrack_serve.training.commands.mot2coco',
                  'convert a MOTChallenge folder to CocoVID json'),
+    'demo-model': ('mmtrack_serve.training.commands.demo_model',
+                   'synthesize, train, publish and score the demo model'),
     'synth': ('mmtrack_serve.training.commands.synth',
               'write the synthetic tracking world (videos, CocoVID, MOT gt)'),
 }

@@ -14,7 +14,8 @@
 # docker/serve/wheels/ (ignored by git) so that the build neither recompiles
 # mmcv-full (9-13 minutes) nor downloads torch: the mmcv-full wheel that
 # `make setup` cached, and a torch 2.13.0+cpu wheel from pip's find-links.
-# Without them the Dockerfile compiles / downloads as usual.
+# Without them the Dockerfile compiles / downloads as usual. A gpu build
+# removes what a cpu build staged; wheels you put there yourself are used.
 # PIP_CERT, where set (a CA bundle for a TLS-intercepting proxy), goes to the
 # build as the secret pip_cert; it is not stored in the image.
 set -euo pipefail
@@ -25,8 +26,9 @@ IMAGE="${IMAGE:-mmtrack-serve:latest}"
 VARIANT="${DOCKER_VARIANT:-gpu}"
 CACHE="${MMTRACK_SERVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmtrack-serve}"
 STAGE="docker/serve/wheels"
+STAGED="$STAGE/.staged"   # the wheels this script put there (the rest are yours)
 shopt -s nullglob
-CPU_BASE=python:3.11-slim-bookworm
+CPU_BASE=docker.io/library/python:3.11-slim-bookworm
 
 say() { echo "docker: $*"; }
 
@@ -51,7 +53,7 @@ case "$VARIANT" in
     # mmcv-full with CPU ops, as `make setup` built it
     if [[ -z "${MMCV_FIND_LINKS:-}" ]] && ! compgen -G "$STAGE/mmcv_full-1.7.2-cp311-*.whl" >/dev/null; then
       for wheel in "$CACHE"/wheels/mmcv_full-1.7.2-cp311-*.whl; do
-        cp "$wheel" "$STAGE/" && say "staged ${wheel##*/} (from $CACHE/wheels)"
+        cp "$wheel" "$STAGE/" && echo "${wheel##*/}" >> "$STAGED" && say "staged ${wheel##*/} (from $CACHE/wheels)"
         break
       done
     fi
@@ -60,7 +62,7 @@ case "$VARIANT" in
       links="${PIP_FIND_LINKS:-$(pip config get global.find-links 2>/dev/null || true)}"
       for dir in $links; do
         for wheel in "${dir#file://}"/torch-2.13.0+cpu-cp311-cp311-*x86_64.whl; do
-          cp "$wheel" "$STAGE/" && say "staged ${wheel##*/} (from $dir)"
+          cp "$wheel" "$STAGE/" && echo "${wheel##*/}" >> "$STAGED" && say "staged ${wheel##*/} (from $dir)"
           break 2
         done
       done
@@ -71,10 +73,20 @@ case "$VARIANT" in
     ;;
   *) echo "docker: DOCKER_VARIANT must be gpu or cpu, got $VARIANT" >&2; exit 2 ;;
 esac
-if [[ "$VARIANT" == gpu ]] && compgen -G "$STAGE/torch-*+cpu-*.whl" >/dev/null; then
-  echo "docker: $STAGE holds a CPU torch wheel, which a GPU image would install;" \
-       "remove it or build with DOCKER_VARIANT=cpu" >&2
-  exit 1
+if [[ "$VARIANT" == gpu ]]; then
+  # the CPU wheels staged for a cpu build (CPU torch, CPU-only mmcv ops) must
+  # not end up in a GPU image
+  for wheel in "$STAGE"/*.whl; do
+    if [[ -f "$STAGED" ]] && grep -qxF "${wheel##*/}" "$STAGED"; then
+      rm -f "$wheel" && say "removed ${wheel##*/} (staged for a cpu build)"
+    fi
+  done
+  rm -f "$STAGED"
+  if compgen -G "$STAGE/torch-*+cpu-*.whl" >/dev/null; then
+    echo "docker: $STAGE holds a CPU torch wheel, which a GPU image would install;" \
+         "remove it or build with DOCKER_VARIANT=cpu" >&2
+    exit 1
+  fi
 fi
 
 for name in BASE_IMAGE BUILD_IMAGE TORCH_INDEX_URL MMCV_FIND_LINKS MMCV_CUDA TORCH_CUDA_ARCH_LIST MAX_JOBS; do

@@ -3,7 +3,7 @@
 VENV="${VIRTUAL_ENV:-/opt/venv}"
 BUILD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONSTRAINTS="$BUILD_DIR/requirements/constraints.txt"
-WHEELS=/wheels          # docker/serve/wheels of the build context, bind-mounted
+WHEELS=/wheels          # docker/serve/wheels of the build context (copied into the build stage)
 # Build args that were not given arrive as empty strings, which pip would
 # take as an empty index URL.
 for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL TORCH_INDEX_URL MMCV_FIND_LINKS; do

@@ -1,5 +1,6 @@
 """What a prediction request carries: the video (raw body or a multipart
-field) and options (query parameters or headers), checked. Kept apart from
+field) and options (headers or multipart fields; TorchServe 0.12 drops query
+parameters), checked. Kept apart from
 the handler module because TorchServe requires that module to define exactly
 one class."""
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def find_body(request):
 
 
 def find_option(request, headers, key):
-    """A query parameter or form field, else a header (``score_thr``,
+    """A form field (or query parameter, should TorchServe pass one), else a header (``score_thr``,
     ``score-thr`` or ``x-score-thr``, any case)."""
     value = request.get(key)
     if value is None:

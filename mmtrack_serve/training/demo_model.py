@@ -39,10 +39,10 @@ class World:
         return f'seed{self.seed}-{self.videos}x{self.frames}'
 
 
-# Many short videos rather than few long ones: the same 6,000 frames show
-# three times the backgrounds and shapes. With 200 videos of 30 frames, small
-# shapes coloured like their background were missed on held-out videos.
-TRAIN_WORLD = World(videos=600, frames=10, seed=0)
+# 6,000 training frames. 600 videos of 10 frames instead (more backgrounds and
+# shapes in the same frames and time) scored lower on the held-out videos:
+# MOTA 0.858 against 0.885.
+TRAIN_WORLD = World(videos=200, frames=30, seed=0)
 HELDOUT_WORLD = World(videos=10, frames=30, seed=1)
 
 

@@ -34,8 +34,10 @@ HALF_SPLIT = re.compile(r'half-(train|val)')
 
 def load_test_dataset(cfg):
     from mmtrack.datasets import build_dataset
+
+    from .train import build_dataset_or_explain
     cfg.data.test.test_mode = True
-    return build_dataset(cfg.data.test)
+    return build_dataset_or_explain(build_dataset, cfg.data.test, 'test')
 
 
 def predict(cfg, family, dataset, checkpoint=None, device='cpu'):

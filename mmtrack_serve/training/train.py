@@ -136,12 +136,21 @@ def fresh_root_logger(log_file, log_level):
 
 def build_train_datasets(cfg):
     from mmtrack.datasets import build_dataset
-    datasets = [build_dataset(cfg.data.train)]
+    datasets = [build_dataset_or_explain(build_dataset, cfg.data.train, 'train')]
     if len(cfg.workflow) == 2:
         val = copy.deepcopy(cfg.data.val)
         val.pipeline = cfg.data.train.pipeline
-        datasets.append(build_dataset(val))
+        datasets.append(build_dataset_or_explain(build_dataset, val, 'val'))
     return datasets
+
+
+def build_dataset_or_explain(build, dataset_cfg, split, *args):
+    """``build(dataset_cfg)``; a missing annotation file is the user's to fix."""
+    try:
+        return build(dataset_cfg, *args)
+    except FileNotFoundError as e:
+        raise InputError(f'{e} (point data.{split} at the dataset with --cfg-options '
+                         f'data.{split}.ann_file=... data.{split}.img_prefix=...)') from None
 
 
 def run_training(model, datasets, cfg, family, distributed=False, validate=False,
@@ -234,7 +243,8 @@ def _eval_hook(cfg, family, distributed, runner_cfg, logger):
     else:
         from mmdet.core import DistEvalHook, EvalHook
         from mmdet.datasets import build_dataloader, build_dataset
-    val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
+    val_dataset = build_dataset_or_explain(build_dataset, cfg.data.val, 'val',
+                                           dict(test_mode=True))
     val_loader = build_dataloader(val_dataset, samples_per_gpu=1,
                                   workers_per_gpu=cfg.data.workers_per_gpu,
                                   dist=distributed, shuffle=False)

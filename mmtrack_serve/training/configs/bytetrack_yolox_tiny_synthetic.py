@@ -3,7 +3,7 @@
 # _base_, nothing downloaded; trains from scratch in about 15 minutes on
 # 2 CPU cores. Train the detector, track with ByteTrack's default thresholds:
 #
-#   mmtrack-serve synth --out data/synthetic/train --videos 600 --frames 10 --seed 0
+#   mmtrack-serve synth --out data/synthetic/train --videos 200 --frames 30 --seed 0
 #   mmtrack-serve synth --out data/synthetic/val --videos 10 --frames 30 --seed 1
 #   mmtrack-serve train mmtrack_serve/training/configs/bytetrack_yolox_tiny_synthetic.py \
 #       --work-dir work_dirs/synthetic --seed 0
@@ -101,7 +101,7 @@ data = dict(
         ref_img_sampler=None,
         pipeline=test_pipeline))
 
-# 600 videos x 10 frames / 16 = 375 iterations an epoch: 3 epochs, 1,125 iterations
+# 200 videos x 30 frames / 16 = 375 iterations an epoch: 3 epochs, 1,125 iterations
 total_epochs = 3
 runner = dict(type='EpochBasedRunner', max_epochs=total_epochs)
 optimizer = dict(
