@@ -14,6 +14,7 @@ import json
 import re
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,26 @@ from .errors import MMTrackServeError
 
 DEFAULT_LIMIT_BYTES = 1 << 30          # 1 GiB request and response
 DEFAULT_RESPONSE_TIMEOUT_S = 3600
+
+
+def ports_free(base, host='127.0.0.1'):
+    """True when the five ports from ``base`` (inference, management, metrics,
+    gRPC inference and management) are free."""
+    try:
+        for port in range(base, base + 5):
+            with socket.socket() as s:
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
+def free_port_base(candidates):
+    """The first candidate base whose three ports are free."""
+    for base in candidates:
+        if ports_free(base):
+            return base
+    raise MMTrackServeError('no five consecutive free ports for TorchServe')
 
 
 def default_run_dir(port_base):
@@ -50,6 +71,12 @@ def write_config(run_dir, model_store, models, port_base=8080, host='127.0.0.1',
         # management and metrics stay on loopback unless asked otherwise
         'management_address': f'http://127.0.0.1:{port_base + 1}',
         'metrics_address': f'http://127.0.0.1:{port_base + 2}',
+        # TorchServe also opens gRPC on fixed ports 7070/7071: a second server
+        # on the machine would die at start on them, so they follow the base.
+        'grpc_inference_address': '127.0.0.1',
+        'grpc_inference_port': port_base + 3,
+        'grpc_management_address': '127.0.0.1',
+        'grpc_management_port': port_base + 4,
         'model_store': str(Path(model_store).resolve()),
         'load_models': ','.join(models) if models else 'all',
         'max_request_size': limit_bytes,

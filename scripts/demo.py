@@ -9,7 +9,6 @@ the ground truth (MOTA/IDF1 per video and overall), and the server stopped.
 """
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -35,24 +34,12 @@ def demo_model():
     return demo_model()
 
 
-def free_port_base(preferred):
-    for base in [preferred] + list(range(18080, 19000, 10)):
-        try:
-            for port in (base, base + 1, base + 2):
-                with socket.socket() as s:
-                    s.bind(('127.0.0.1', port))
-            return base
-        except OSError:
-            continue
-    raise SystemExit('demo: no free ports for TorchServe')
-
-
 def main():
     from mmtrack_serve.cli import quiet_warnings
     quiet_warnings()
     from mmtrack_serve.client import predict
     from mmtrack_serve.converters.mmtrack2torchserve import convert
-    from mmtrack_serve.launcher import Server, write_config
+    from mmtrack_serve.launcher import Server, free_port_base, write_config
     from mmtrack_serve.training import demo_model as dm
     from mmtrack_serve.training.mot_metrics import evaluate_mot, find_gt_files, format_table
 
@@ -64,7 +51,7 @@ def main():
     store = OUT / 'model_store'
     convert(str(config), str(checkpoint), store, MODEL_NAME, force=True)
 
-    base = free_port_base(int(os.environ.get('DEMO_PORT', 8080)))
+    base = free_port_base([int(os.environ.get('DEMO_PORT', 8080))] + list(range(18080, 19000, 10)))
     server = Server(OUT / 'server', base)
     write_config(server.run_dir, store, [f'{MODEL_NAME}={MODEL_NAME}.mar'], base)
     server.start(store)

@@ -2,35 +2,21 @@
 factory, and HTTP calls as curl makes them."""
 import os
 import random
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-from mmtrack_serve.launcher import Server, write_config
+from mmtrack_serve.launcher import Server, free_port_base, write_config
 
 # A worker that tries to download anything hits this dead proxy and fails.
 DEAD_PROXY = 'http://127.0.0.1:9'
 
 
-def free_port_base():
-    for _ in range(50):
-        base = random.randrange(20000, 40000, 10)
-        try:
-            for port in (base, base + 1, base + 2):
-                with socket.socket() as s:
-                    s.bind(('127.0.0.1', port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError('no three free ports')
-
-
 @contextmanager
 def running_server(store, run_dir, models=None, workers=1, limit_bytes=None):
     """Starts TorchServe on ``store`` with no network for its workers; stops it after."""
-    base = free_port_base()
+    base = free_port_base(random.sample(range(20000, 40000, 10), 50))
     kwargs = {'limit_bytes': limit_bytes} if limit_bytes else {}
     write_config(run_dir, store, models or [], base, workers=workers, **kwargs)
     server = Server(run_dir, base)

@@ -10,7 +10,7 @@ def add_arguments(p):
     p.add_argument('--models', nargs='+', default=None, metavar='NAME=FILE.mar',
                    help='models to load (default: every .mar in the store)')
     p.add_argument('--port-base', type=int, default=8080,
-                   help='inference port; management is +1, metrics +2 (default 8080)')
+                   help='inference port; management is +1, metrics +2, gRPC +3 and +4 (default 8080)')
     p.add_argument('--host', default='127.0.0.1',
                    help='inference address (default 127.0.0.1; token auth turns on off loopback)')
     p.add_argument('--workers', type=int, default=1, help='workers per model (default 1)')
