@@ -1,8 +1,8 @@
 """`make demo`: the whole served path on the demo model.
 
 The demo model (ByteTrack on a tiny YOLOX trained on the synthetic world) is
-committed under mmtrack_serve/training/demo/; when it is missing it is trained
-first (about 15 minutes on 2 cores, cached). Then: mmtrack2torchserve, a local
+published in ~/.cache/mmtrack-serve/demo-model/; when it is missing it is
+trained first (about 15 minutes on 2 idle cores) and kept there. Then: mmtrack2torchserve, a local
 TorchServe, every held-out synthetic video posted as curl posts it (and
 ../shared/data/videos/demo.mp4 when present), the served tracks scored against
 the ground truth (MOTA/IDF1 per video and overall), and the server stopped.

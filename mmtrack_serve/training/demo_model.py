@@ -2,7 +2,7 @@
 YOLOX, publish the stripped checkpoint, and score it on held-out videos.
 
     python -m mmtrack_serve.training.demo_model --cache-dir ~/.cache/mmtrack-serve-demo \\
-        --out mmtrack_serve/training/demo/bytetrack_yolox_tiny_synthetic
+        --out ~/.cache/mmtrack-serve/demo-model/bytetrack_yolox_tiny_synthetic
 
 Held-out videos come from another world seed than the training ones, and are
 tracked as a user would: their H.264 mp4 through ``api.track_video``, scored
@@ -17,6 +17,7 @@ threads spin-wait for each other when they do not each get a core, and an
 iteration took 5-10 s with 2 threads where it took 1.3 s with 1.
 """
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -24,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parent / 'configs' / 'bytetrack_yolox_tiny_synthetic.py'
-DEFAULT_OUT = Path(__file__).resolve().parent / 'demo' / CONFIG.stem
+# Published outside the repo (a 9 MB binary does not belong in git): trained
+# once per machine by `make demo`, then reused.
+DEFAULT_OUT = (Path(os.environ.get('MMTRACK_SERVE_CACHE', Path.home() / '.cache' / 'mmtrack-serve'))
+               / 'demo-model' / CONFIG.stem)
 
 
 @dataclass(frozen=True)

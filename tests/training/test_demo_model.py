@@ -1,4 +1,4 @@
-"""The shipped demo model (mmtrack_serve/training/demo/) still tracks the
+"""The published demo model (demo_model.DEFAULT_OUT, in the cache) still tracks the
 synthetic world: a few of its held-out videos, as `demo_model` scores them."""
 import pytest
 import torch
