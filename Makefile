@@ -27,7 +27,13 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not server" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output bench_output .pytest_cache
+
+# Speed and memory figures, printed and written to BENCHMARKS.md (about 12
+# minutes on 2 cores; BENCH_ARGS=--quick for a smoke run). Run it on an idle machine.
+.PHONY: bench
+bench: setup
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 # 200 sequential requests against one worker; figures to soak_results.json
 soak: setup

@@ -20,6 +20,7 @@ class TrackingModel:
         self.lock = threading.Lock()
         self._state = compat.ModelState(module)
         self._prepare = compat.FramePreparer(module, task)
+        self.can_batch_frames = compat.can_batch_frames(module, task)
 
     def session(self, init_bbox=None, score_thr=0.5):
         from .session import TrackingSession
@@ -42,6 +43,27 @@ class TrackingModel:
             finally:
                 state = self._state.swap_out()
         return result, state
+
+    def step_many(self, state, frames, first_frame_id, per_pass=None):
+        """Runs consecutive frames with ``state`` swapped in, the detector
+        batched over them where the model allows (``can_batch_frames``),
+        ``per_pass`` frames at a time (None: automatic, by input size; see
+        ``mmtrack_compat.frames_per_pass``); returns (raw results, new state).
+        Other models step frame by frame."""
+        if not self.can_batch_frames or len(frames) < 2:
+            results = []
+            for i, frame in enumerate(frames):
+                result, state = self.step(state, frame, first_frame_id + i)
+                results.append(result)
+            return results, state
+        with self.lock:
+            self._state.swap_in(state)
+            try:
+                batch = [self._prepare(frame, first_frame_id + i) for i, frame in enumerate(frames)]
+                results = compat.forward_batch(self.module, batch, per_pass)
+            finally:
+                state = self._state.swap_out()
+        return results, state
 
 
 def load_model(config, checkpoint=None, device='cpu', cfg_options=None):

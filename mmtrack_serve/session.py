@@ -56,7 +56,20 @@ class TrackingSession:
         if self.frame_id == 0 and self.init_bbox is not None and self.task == 'sot':
             check_bbox_in_frame(self.init_bbox, frame.shape[1], frame.shape[0])
         raw, self._state = self.model.step(self._state, frame, self.frame_id, self.init_bbox)
-        objects = compat.to_objects(self.task, raw, self.model.classes, self.score_thr, frame.shape)
+        return self._result(raw, frame.shape)
+
+    def step_many(self, frames, per_pass=None):
+        """Tracks consecutive frames; returns their FrameResults, the same as
+        ``step`` on each in turn. MOT detectors run over ``per_pass`` of them at
+        once (None: automatic; see ``TrackingModel.step_many``); other tasks go
+        frame by frame."""
+        if self.task == 'sot' or len(frames) < 2 or per_pass == 1:
+            return [self.step(frame) for frame in frames]
+        raws, self._state = self.model.step_many(self._state, frames, self.frame_id, per_pass)
+        return [self._result(raw, frame.shape) for raw, frame in zip(raws, frames)]
+
+    def _result(self, raw, shape):
+        objects = compat.to_objects(self.task, raw, self.model.classes, self.score_thr, shape)
         result = FrameResult(frame_id=self.frame_id, objects=objects)
         self.frame_id += 1
         return result

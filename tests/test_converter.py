@@ -75,3 +75,18 @@ def test_checkpoint_drops_init_cfg_entries(tiny_files, tmp_path):
     config, ckpt = tiny_files['vis']
     names, bundled = mar_files(convert(str(config), str(ckpt), tmp_path, 'vis'))
     assert 'Pretrained' not in bundled and not any(n.startswith('weights/') for n in names)
+
+
+def test_handler_settings_are_written_and_bad_ones_refused(tiny_files, tmp_path):
+    import yaml
+    config, ckpt = tiny_files['mot']
+    mar = convert(str(config), str(ckpt), tmp_path, 'mot', workers=2, detector_batch=8, torch_threads=1)
+    with zipfile.ZipFile(mar) as archive:
+        settings = yaml.safe_load(archive.read('model-config.yaml'))
+    assert settings['minWorkers'] == 2
+    assert settings['handler']['detector_batch'] == 8 and settings['handler']['torch_threads'] == 1
+    with pytest.raises(InputError, match='--detector-batch must be 0'):
+        convert(str(config), str(ckpt), tmp_path, 'bad', detector_batch=-1)
+    with pytest.raises(InputError, match='--torch-threads must be 0'):
+        convert(str(config), str(ckpt), tmp_path, 'bad', torch_threads=-1)
+    assert not (tmp_path / 'bad.mar').exists()

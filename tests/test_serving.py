@@ -9,6 +9,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+import requests
 
 from conftest import REPO, SHARED_DATA, SOT_INIT_BBOX, TASKS, make_video
 from mmtrack_serve.api import track_video
@@ -208,3 +209,20 @@ def test_model_assembled_from_init_cfg_weights_serves_offline(server, store, tmp
     local = track_video(load_model(local_cfg), video, score_thr=0.0)
     assert r.json()['frames'] == json.loads(json.dumps(local['frames']))
     assert sum(len(f['objects']) for f in local['frames']) > 0
+
+
+def test_workers_share_the_cpu_cores_among_their_torch_threads(server, store, tiny_files):
+    import os
+    config, ckpt = tiny_files['mot']
+    convert(str(config), str(ckpt), store, 'tiny_mot_2w', workers=2)
+    convert(str(config), str(ckpt), store, 'tiny_mot_2w_3t', workers=2, torch_threads=3)
+    shared = max(1, len(os.sched_getaffinity(0)) // 2)
+    try:
+        for name in ('tiny_mot_2w', 'tiny_mot_2w_3t'):
+            assert register(server, f'{name}.mar', workers=2).status_code == 200
+        log = (server.log_dir / 'model_log.log').read_text()
+        assert log.count(f'tiny_mot_2w (ByteTrack) on cpu ({shared} torch threads, detector batch auto)') == 2
+        assert log.count('tiny_mot_2w_3t (ByteTrack) on cpu (3 torch threads, detector batch auto)') == 2
+    finally:
+        for name in ('tiny_mot_2w', 'tiny_mot_2w_3t'):
+            requests.delete(f'{server.management_url}/models/{name}', timeout=60)

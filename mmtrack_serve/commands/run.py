@@ -19,6 +19,10 @@ def add_arguments(p):
     p.add_argument('--fps', type=float, help='frame rate of a frame folder (default 30) or override')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
                    help='override config settings, e.g. model.tracker.match_iou_thr=0.3')
+    p.add_argument('--detector-batch', type=int, default=None, metavar='N',
+                   help='MOT: frames whose detector runs in one pass; results are those of frame '
+                        'by frame (default: by input size, up to 8 small inputs and 1 large one; '
+                        '1 turns it off)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -28,6 +32,8 @@ def main(args):
     from ..models import load_model
     from ..video import VideoReader
 
+    if args.detector_batch is not None and args.detector_batch < 1:
+        raise InputError(f'--detector-batch must be 1 or more, got {args.detector_batch}')
     if not (args.output or args.json or args.mot):
         raise InputError('nothing to write: give --output, --json and/or --mot')
     for path in (args.output, args.json, args.mot):
@@ -41,7 +47,8 @@ def main(args):
              f'({len(model.classes)} classes)')
     start = time.perf_counter()
     results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
-                          init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet)
+                          init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet,
+                          detector_batch=args.detector_batch)
     seconds = time.perf_counter() - start
     save_results(results, args.json, args.mot)
     n = results['video']['num_frames']

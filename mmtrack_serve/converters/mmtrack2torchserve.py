@@ -50,6 +50,13 @@ def parse_args(argv=None):
     p.add_argument('--download', action='store_true',
                    help='fetch weights the config names by URL (once, then bundled)')
     p.add_argument('--workers', type=int, default=1, help='workers per model (model-config.yaml)')
+    p.add_argument('--detector-batch', type=int, default=0, metavar='N',
+                   help='MOT: frames of a whole video whose detector runs in one pass; results '
+                        'are those of frame by frame (default 0: by input size, up to 8 small '
+                        'inputs and 1 large one; 1 turns it off)')
+    p.add_argument('--torch-threads', type=int, default=0, metavar='N',
+                   help='CPU: torch threads per worker (default 0: the CPU cores divided among '
+                        'the workers)')
     p.add_argument('--max-sequences', type=int, default=DEFAULT_MAX_SEQUENCES, metavar='N',
                    help='streaming: sequences a worker holds at once; more get HTTP 503 '
                         f'(default {DEFAULT_MAX_SEQUENCES}; 0 turns streaming off)')
@@ -67,12 +74,12 @@ def parse_args(argv=None):
 def convert(config, checkpoint, output_folder, model_name, model_version='1.0', force=False,
             weights=(), download=False, workers=1, cfg_options=None,
             max_sequences=DEFAULT_MAX_SEQUENCES, sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS,
-            sequence_batching=False):
+            sequence_batching=False, detector_batch=0, torch_threads=0):
     """Writes the .mar and returns its path."""
     from mmtrack_serve import mmtrack_compat as compat
 
     model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
-                                           sequence_batching)
+                                           sequence_batching, detector_batch, torch_threads)
     if not MODEL_NAME.match(model_name):
         raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
                          '"_", "-" and "." and start with a letter or digit')
@@ -197,15 +204,22 @@ def _download(url):
 
 
 def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
-                       sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS, sequence_batching=False):
+                       sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS, sequence_batching=False,
+                       detector_batch=0, torch_threads=0):
     """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
-    sessions (per worker). Without ``sequence_batching`` TorchServe's own part is
+    sessions (per worker); ``handler.detector_batch`` and ``handler.torch_threads``
+    are read by the handler at start. Without ``sequence_batching`` TorchServe's own part is
     what it always was (one request at a time, its failed workers restarted);
     with it, TorchServe routes each sequence to one worker (README, "Streaming")."""
     if max_sequences < 0:
         raise InputError(f'--max-sequences must be 0 (no streaming) or more, got {max_sequences}')
     if sequence_idle_ms < 100:
         raise InputError(f'--sequence-idle-ms must be at least 100, got {sequence_idle_ms}')
+    if detector_batch < 0:
+        raise InputError(f'--detector-batch must be 0 (automatic), 1 (frame by frame) or more, '
+                         f'got {detector_batch}')
+    if torch_threads < 0:
+        raise InputError(f'--torch-threads must be 0 (automatic) or more, got {torch_threads}')
     if sequence_batching and max_sequences == 0:
         raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
     lines = [f'minWorkers: {workers}',
@@ -226,6 +240,8 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         lines.append('batchSize: 1')
     lines += [f'responseTimeout: {RESPONSE_TIMEOUT_S}',
               'handler:',
+              f'  detector_batch: {detector_batch}',
+              f'  torch_threads: {torch_threads}',
               '  sequences:',
               f'    max_sequences: {max_sequences}',
               f'    idle_ms: {sequence_idle_ms}']
@@ -255,7 +271,8 @@ def main(argv=None):
             cfg_options = parse_cfg_options(args.cfg_options)
         convert(args.config, args.checkpoint, args.output_folder, args.model_name,
                 args.model_version, args.force, args.weights, args.download, args.workers,
-                cfg_options, args.max_sequences, args.sequence_idle_ms, args.sequence_batching)
+                cfg_options, args.max_sequences, args.sequence_idle_ms, args.sequence_batching,
+                args.detector_batch, args.torch_threads)
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

@@ -54,6 +54,17 @@ def restore_root_logging():
 TEMP_PREFIX = 'mmtrack-serve-'
 
 
+def _workers(yaml_config):
+    return max(int(yaml_config.get('minWorkers') or 1), int(yaml_config.get('maxWorkers') or 1))
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 class MMTrackHandler(BaseHandler):
 
     def initialize(self, context):
@@ -63,6 +74,11 @@ class MMTrackHandler(BaseHandler):
         config = model_dir / 'config.py'
         serialized = context.manifest['model'].get('serializedFile')
         checkpoint = model_dir / serialized if serialized else None
+        yaml_config = getattr(context, 'model_yaml_config', None) or {}
+        settings = yaml_config.get('handler') or {}
+        threads = self._set_torch_threads(int(settings.get('torch_threads') or 0),
+                                          _workers(yaml_config))
+        self.detector_batch = int(settings.get('detector_batch') or 0) or None     # None: automatic
         cfg = mmtrack_compat.load_config(config)
         # bundled init_cfg weights are named relative to the archive
         mmtrack_compat.rebase_pretrained(cfg.model, model_dir)
@@ -70,10 +86,22 @@ class MMTrackHandler(BaseHandler):
         restore_root_logging()
         self.model_name = context.manifest['model']['modelName']
         self.temp_root = os.environ.get('MMTRACK_SERVE_TMPDIR') or tempfile.gettempdir()
-        self._init_sequences(getattr(context, 'model_yaml_config', None) or {})
+        self._init_sequences(yaml_config)
         self.initialized = True
-        logger.info('loaded %s model %s (%s) on %s', self.model.task.upper(), self.model_name,
-                    self.model.module.__class__.__name__, self.device)
+        batch = (self.detector_batch or 'auto') if self.model.can_batch_frames else 1
+        logger.info('loaded %s model %s (%s) on %s (%s torch threads, detector batch %s)',
+                    self.model.task.upper(), self.model_name, self.model.module.__class__.__name__,
+                    self.device, threads, batch)
+
+    def _set_torch_threads(self, wanted, workers):
+        """On CPU, ``wanted`` threads, or (0) the cores shared among the
+        workers: torch's default of every core per worker makes two workers'
+        threads spin-wait on each other (BENCHMARKS.md, one vs two workers)."""
+        import torch
+        if self.device != 'cpu':
+            return torch.get_num_threads()
+        torch.set_num_threads(wanted or max(1, _cpu_count() // max(1, workers)))
+        return torch.get_num_threads()
 
     def _init_sequences(self, yaml_config):
         """Streaming settings from model-config.yaml's ``handler.sequences``
@@ -81,7 +109,7 @@ class MMTrackHandler(BaseHandler):
         settings = ((yaml_config.get('handler') or {}).get('sequences') or {})
         max_sequences = int(settings.get('max_sequences', seqs.DEFAULT_MAX_SEQUENCES))
         idle_s = float(settings.get('idle_ms', seqs.DEFAULT_IDLE_MS)) / 1000
-        workers = max(int(yaml_config.get('minWorkers') or 1), int(yaml_config.get('maxWorkers') or 1))
+        workers = _workers(yaml_config)
         self.sequences = None
         self.no_streaming_reason = None
         if max_sequences <= 0:
@@ -114,8 +142,8 @@ class MMTrackHandler(BaseHandler):
         """Tracks the video; returns (results dict, annotated mp4 path or None)."""
         output = Path(workdir) / 'result.mp4' if video_request.output == 'mp4' else None
         results = track_video(self.model, video_request.video_path, output=output,
-                              score_thr=video_request.score_thr,
-                              init_bbox=video_request.init_bbox, source_name='the uploaded video')
+                              score_thr=video_request.score_thr, init_bbox=video_request.init_bbox,
+                              source_name='the uploaded video', detector_batch=self.detector_batch)
         return results, output
 
     def postprocess(self, results, output_path, output_type):

@@ -1,0 +1,199 @@
+"""`make bench`: every benchmark in one run, printed and written to BENCHMARKS.md.
+
+    python benchmarks/run.py [--repeats 3] [--output BENCHMARKS.md] [--quick]
+
+In-process figures first (video I/O, tracker step, model alone vs the core
+session), then one TorchServe with every served variant loaded (mmtrack-serve's
+handler, the MMTracking-style baseline, two-worker models) for the served
+figures, memory and throughput. Raw figures go to bench_output/results.json.
+"""
+import argparse
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import OUT, REPO  # noqa: E402
+
+DEMO_SERVED_NAMES = ('demo', 'demo_baseline')
+REAL_SERVED_NAMES = ('sort', 'sort_baseline')
+THROUGHPUT_MODELS = {          # name: (workers, torch threads per worker; 0 = automatic)
+    'demo': (1, 0),
+    'demo_2workers': (2, 0),
+    'demo_2workers_2threads': (2, 2),
+}
+THROUGHPUT_VIDEOS = 4
+
+
+def log(message):
+    print(f'[{time.strftime("%H:%M:%S")}] {message}', flush=True)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--repeats', type=int, default=5,
+                   help='runs of each demo-model figure, medians reported (default 3)')
+    p.add_argument('--output', default=str(REPO / 'BENCHMARKS.md'), help='report to write')
+    p.add_argument('--quick', action='store_true',
+                   help='a smoke run: 1 repeat, 2 s / 12 s videos (figures not for the record)')
+    p.add_argument('--port-base', type=int, default=0, help='TorchServe ports (default: first free)')
+    p.add_argument('--from-json', metavar='RESULTS', help='only write the report of a saved run')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        from report import render
+        Path(args.output).write_text(render(json.loads(Path(args.from_json).read_text())))
+        log(f'wrote {args.output} from {args.from_json}')
+        return 0
+    started = time.time()
+    from mmtrack_serve.cli import quiet_warnings
+    quiet_warnings()
+    import torch
+    torch.set_num_threads(common.cpu_count())     # what a single worker gets
+    repeats = 1 if args.quick else args.repeats
+    short_s, long_s = (3, 12) if args.quick else (10, 120)
+    results = {'machine': common.machine(), 'repeats': repeats, 'quick': args.quick}
+
+    log('inputs: synthetic videos and the real-size model (made once, cached in '
+        f'{common.CACHE})')
+    demo_config, demo_checkpoint, results['demo_model'] = common.demo_model_files()
+    real_config, real_checkpoint = common.real_model_files()
+    video_short = common.synthetic_video(short_s)
+    video_long = common.synthetic_video(long_s)
+    video_1080 = common.synthetic_video(4, size=(1920, 1080))
+    clip, results['real_clip'] = common.real_clip()
+    # the first pass at each input shape is slow (oneDNN picks its kernels):
+    # every timed path runs once on these first
+    warmups = {'demo': common.synthetic_video(1), 'real': common.synthetic_video(1, (1920, 1080), fps=4)}
+    results['videos'] = {'short': _describe(video_short), 'long': _describe(video_long),
+                         'io_1080p': _describe(video_1080), 'real_clip': _describe(clip)}
+
+    in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
+               video_short, video_1080, clip, warmups, repeats)
+    served(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
+           video_short, video_long, clip, warmups, repeats, args.port_base)
+
+    results['seconds'] = time.time() - started
+    OUT.mkdir(exist_ok=True)
+    (OUT / 'results.json').write_text(json.dumps(results, indent=1, default=str))
+    from report import render
+    text = render(results)
+    print('\n' + text)
+    Path(args.output).write_text(text)
+    log(f'wrote {args.output} and {OUT / "results.json"} in {results["seconds"] / 60:.1f} min')
+    return 0
+
+
+def _describe(path):
+    from mmtrack_serve.video import VideoReader
+    with VideoReader(path) as reader:
+        info = reader.info()
+    return {'path': str(path), 'width': info['width'], 'height': info['height'],
+            'fps': round(info['fps'], 3), 'frames': common.frame_count(path),
+            'mib': round(Path(path).stat().st_size / 2 ** 20, 2)}
+
+
+def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
+               video_short, video_1080, clip, warmups, repeats):
+    import inprocess as ip
+    from mmtrack_serve.models import load_model
+
+    log('video I/O alone: 640x480 and 1920x1080')
+    results['video_io'] = [ip.video_io(video_short), ip.video_io(video_1080)]
+
+    demo = load_model(str(demo_config), str(demo_checkpoint))
+    real = load_model(str(real_config), str(real_checkpoint))
+    log('tracker step alone: ByteTrack (demo model) and SORT, 10/50/200 detections')
+    results['tracker'] = {'ByteTrack': ip.tracker_hz(demo.module), 'SORT': ip.tracker_hz(real.module)}
+
+    log(f'demo model: model alone vs in-process variants, {repeats} interleaved runs each')
+    results['demo_in_process'] = ip.overhead(demo, video_short, warmups['demo'], repeats, [
+        ip.PLAIN, ip.BACKGROUND_ONLY, ip.BATCH4_ONLY, ip.DEFAULT])
+    log('demo model with 1 torch thread (as each of two workers on 2 cores): inline vs background I/O')
+    with common.torch_threads(1):
+        results['demo_in_process_1_thread'] = ip.overhead(
+            demo, video_short, warmups['demo'], min(repeats, 2), [ip.PLAIN, ip.BACKGROUND_ONLY])
+    results['demo_batching_identity'] = ip.batching_identity(demo, video_short)
+    log('real-size SORT: model alone vs in-process, 1 run each (seconds a frame)')
+    results['real_in_process'] = ip.overhead(real, clip, warmups['real'], 1,
+                                             [ip.PLAIN, ip.DEFAULT, ip.BATCH4])
+    results['real_batching_identity'] = ip.batching_identity(real, warmups['real'])
+    del demo, real
+    gc.collect()
+
+
+def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
+           video_long, clip, warmups, repeats, port_base):
+    import served as srv
+    from mmtrack_serve.converters.mmtrack2torchserve import convert
+    from mmtrack_serve.launcher import Server, free_port_base, write_config
+    from mmtrack_serve.video import probe
+
+    store = OUT / 'model_store'
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(OUT / 'server', ignore_errors=True)
+    log(f'archives into {store}')
+    demo_args = (str(demo_config), str(demo_checkpoint), store)
+    for name, (workers, threads) in THROUGHPUT_MODELS.items():
+        convert(*demo_args, name, force=True, workers=workers, torch_threads=threads)
+    convert(str(real_config), str(real_checkpoint), store, 'sort', force=True)
+    srv.archive_baseline(demo_config, demo_checkpoint, store, 'demo_baseline')
+    srv.archive_baseline(real_config, real_checkpoint, store, 'sort_baseline')
+
+    base = port_base or free_port_base(range(18180, 19000, 10))
+    server = Server(OUT / 'server', base)
+    names = list(THROUGHPUT_MODELS) + ['demo_baseline', 'sort', 'sort_baseline']
+    write_config(server.run_dir, store, [f'{n}={n}.mar' for n in names], base)
+    log(f'TorchServe on {server.inference_url} with {len(names)} models (logs: {server.log_dir})')
+    server.start(store)
+    try:
+        server.wait_ready(names, timeout=900)
+        log('warm-up: one short video to every worker')
+        for name in names:
+            workers = THROUGHPUT_MODELS.get(name, (1, 0))[0]
+            warmup = warmups['real' if name.startswith('sort') else 'demo']
+            srv.concurrent_posts(server, name, warmup, count=workers, clients=workers)
+        log(f'served: demo model and baseline, {repeats} interleaved requests each')
+        results['demo_served'] = srv.served_seconds(server, DEMO_SERVED_NAMES, video_short, repeats)
+        log('served: real-size SORT and baseline, 1 request each')
+        results['real_served'] = srv.served_seconds(server, REAL_SERVED_NAMES, clip, 1)
+        results['codecs'] = {name: probe(srv.post(server, name, video_short))['codec']
+                             for name in DEMO_SERVED_NAMES}
+
+        log(f'memory: worker peak RSS for the {_seconds(video_short)} s and '
+            f'{_seconds(video_long)} s videos')
+        results['memory'] = {
+            'short': srv.peak_rss_mib(server, 'demo', video_short),
+            'long': srv.peak_rss_mib(server, 'demo', video_long),
+        }
+
+        log(f'throughput: {THROUGHPUT_VIDEOS} videos, 2 at a time, on 1 and 2 workers')
+        results['throughput'] = {}
+        for name, (workers, threads) in THROUGHPUT_MODELS.items():
+            results['throughput'][name] = {
+                'workers': workers,
+                'threads': threads or max(1, common.cpu_count() // workers),
+                'videos_per_minute': srv.videos_per_minute(server, name, video_short,
+                                                           THROUGHPUT_VIDEOS, clients=2)}
+    finally:
+        server.stop()
+        log('TorchServe stopped')
+
+
+def _seconds(video):
+    info = _describe(video)
+    return round(info['frames'] / info['fps'])
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    sys.exit(main())

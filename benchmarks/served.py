@@ -1,0 +1,87 @@
+"""Figures measured through a real TorchServe: a video posted as ``curl -T``
+posts it, to mmtrack-serve's handler and to the MMTracking-style baseline;
+worker peak memory; one worker against two."""
+import concurrent.futures
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import requests
+
+from common import REPO, interleaved
+
+BASELINE_HANDLER = REPO / 'benchmarks' / 'baseline_handler.py'
+
+
+def archive_baseline(config, checkpoint, store, name):
+    """A .mar of the baseline handler on the same config and checkpoint."""
+    import shutil
+    import tempfile
+    from model_archiver.model_archiver_config import ModelArchiverConfig
+    from model_archiver.model_packaging import package_model
+    from model_archiver.model_packaging_utils import ModelExportUtils
+    from mmtrack_serve.mmtrack_compat import load_config, strip_pretrained
+    with tempfile.TemporaryDirectory(prefix='mmtrack-serve-bench-') as staging:
+        cfg = load_config(str(config))
+        strip_pretrained(cfg.model)        # the checkpoint holds every weight
+        cfg.dump(str(Path(staging) / 'config.py'))
+        model_config = Path(staging) / 'model-config.yaml'
+        model_config.write_text('minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nresponseTimeout: 3600\n')
+        shutil.copy(BASELINE_HANDLER, Path(staging) / BASELINE_HANDLER.name)
+        archiver_config = ModelArchiverConfig(
+            model_name=name, handler=str(Path(staging) / BASELINE_HANDLER.name), version='1.0',
+            serialized_file=str(checkpoint), extra_files=str(Path(staging) / 'config.py'),
+            export_path=str(store), force=True, config_file=str(model_config))
+        package_model(archiver_config, manifest=ModelExportUtils.generate_manifest_json(archiver_config))
+    return Path(store) / f'{name}.mar'
+
+
+def post(server, name, video):
+    """The response body of one whole-video request, as curl -T sends it."""
+    response = requests.post(f'{server.inference_url}/predictions/{name}',
+                             data=Path(video).read_bytes(), timeout=3600)
+    if response.status_code != 200:
+        raise RuntimeError(f'{name} answered HTTP {response.status_code}: {response.text[:300]}')
+    return response.content
+
+
+def served_seconds(server, names, video, repeats):
+    """{name: median seconds per request}, models interleaved."""
+    return interleaved({name: (lambda n=name: post(server, n, video)) for name in names}, repeats)
+
+
+def worker_pids(server, name):
+    with urllib.request.urlopen(f'{server.management_url}/models/{name}', timeout=10) as r:
+        return [int(w['pid']) for entry in json.load(r) for w in entry.get('workers', [])]
+
+
+def _status_kib(pid, field):
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_rss_mib(server, name, video):
+    """The worker's peak resident memory (MiB) while it tracks ``video``:
+    the kernel's high-water mark (VmHWM), reset just before the request."""
+    pid, = worker_pids(server, name)
+    Path(f'/proc/{pid}/clear_refs').write_text('5')
+    post(server, name, video)
+    return _status_kib(pid, 'VmHWM') / 1024
+
+
+def concurrent_posts(server, name, video, count, clients):
+    """Posts ``video`` ``count`` times, ``clients`` at a time; returns the seconds."""
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        for body in pool.map(lambda _: post(server, name, video), range(count)):
+            if not body:
+                raise RuntimeError(f'{name} sent an empty response')
+    return time.perf_counter() - start
+
+
+def videos_per_minute(server, name, video, count, clients):
+    """Aggregate videos per minute with ``count`` requests sent ``clients`` at a time."""
+    return count / concurrent_posts(server, name, video, count, clients) * 60
