@@ -17,8 +17,9 @@ def render(r):
         '',
         f'The latest `make bench` (benchmarks/run.py), {time.strftime("%Y-%m-%d")}, '
         f'{r["seconds"] / 60:.1f} minutes. Every ratio compares figures taken side by side in '
-        f'this one run; times are medians of {r["repeats"]} interleaved run(s) for the demo '
-        'model and of 1 run for the real-size model. Do not edit: the next run rewrites this file.'
+        f'this one run; times are medians of {r["repeats"]} interleaved runs for the demo '
+        f'model and of {r.get("real_repeats", 1)} for the real-size model. Do not edit: the next '
+        'run rewrites this file.'
         + (' **Quick run (--quick): short videos, 1 repeat; figures not for the record.**'
            if r['quick'] else ''),
         '',
@@ -150,7 +151,7 @@ def _tracker(r):
 
 def _throughput(r):
     rows = ['## 6. One worker vs two', '',
-            f'{4} requests of the {r["videos"]["short"]["frames"]}-frame demo video, two at a time; '
+            f'4 requests of a {_video(r["videos"]["throughput"])} demo video, two at a time; '
             'aggregate videos per minute.', '',
             '| workers | torch threads each | videos / min | / 1 worker |', '|---:|---:|---:|---:|']
     t = r['throughput']

@@ -39,6 +39,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--repeats', type=int, default=5,
                    help='runs of each demo-model figure, medians reported (default 3)')
+    p.add_argument('--real-repeats', type=int, default=2,
+                   help='runs of each real-size figure (about 20 s each; default 2)')
     p.add_argument('--output', default=str(REPO / 'BENCHMARKS.md'), help='report to write')
     p.add_argument('--quick', action='store_true',
                    help='a smoke run: 1 repeat, 2 s / 12 s videos (figures not for the record)')
@@ -60,8 +62,10 @@ def main(argv=None):
     import torch
     torch.set_num_threads(common.cpu_count())     # what a single worker gets
     repeats = 1 if args.quick else args.repeats
+    real_repeats = 1 if args.quick else args.real_repeats
     short_s, long_s = (3, 12) if args.quick else (10, 120)
-    results = {'machine': common.machine(), 'repeats': repeats, 'quick': args.quick}
+    results = {'machine': common.machine(), 'repeats': repeats, 'real_repeats': real_repeats,
+               'quick': args.quick}
 
     log('inputs: synthetic videos and the real-size model (made once, cached in '
         f'{common.CACHE})')
@@ -70,17 +74,20 @@ def main(argv=None):
     video_short = common.synthetic_video(short_s)
     video_long = common.synthetic_video(long_s)
     video_1080 = common.synthetic_video(4, size=(1920, 1080))
+    # two workers at torch's default threads run ~10x slower: a short video keeps that affordable
+    video_throughput = common.synthetic_video(3)
     clip, results['real_clip'] = common.real_clip()
     # the first pass at each input shape is slow (oneDNN picks its kernels):
     # every timed path runs once on these first
     warmups = {'demo': common.synthetic_video(1), 'real': common.synthetic_video(1, (1920, 1080), fps=4)}
     results['videos'] = {'short': _describe(video_short), 'long': _describe(video_long),
+                         'throughput': _describe(video_throughput),
                          'io_1080p': _describe(video_1080), 'real_clip': _describe(clip)}
 
     in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
-               video_short, video_1080, clip, warmups, repeats)
-    served(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
-           video_short, video_long, clip, warmups, repeats, args.port_base)
+               video_short, video_1080, clip, warmups, repeats, real_repeats)
+    served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
+           video_long, video_throughput, clip, warmups, repeats, real_repeats, args.port_base)
 
     results['seconds'] = time.time() - started
     OUT.mkdir(exist_ok=True)
@@ -103,7 +110,7 @@ def _describe(path):
 
 
 def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
-               video_short, video_1080, clip, warmups, repeats):
+               video_short, video_1080, clip, warmups, repeats, real_repeats):
     import inprocess as ip
     from mmtrack_serve.models import load_model
 
@@ -123,8 +130,9 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
         results['demo_in_process_1_thread'] = ip.overhead(
             demo, video_short, warmups['demo'], min(repeats, 2), [ip.PLAIN, ip.BACKGROUND_ONLY])
     results['demo_batching_identity'] = ip.batching_identity(demo, video_short)
-    log('real-size SORT: model alone vs in-process, 1 run each (seconds a frame)')
-    results['real_in_process'] = ip.overhead(real, clip, warmups['real'], 1,
+    log(f'real-size SORT: model alone vs in-process, {real_repeats} interleaved runs each '
+        '(seconds a frame)')
+    results['real_in_process'] = ip.overhead(real, clip, warmups['real'], real_repeats,
                                              [ip.PLAIN, ip.DEFAULT, ip.BATCH4])
     results['real_batching_identity'] = ip.batching_identity(real, warmups['real'])
     del demo, real
@@ -132,7 +140,7 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
 
 
 def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
-           video_long, clip, warmups, repeats, port_base):
+           video_long, video_throughput, clip, warmups, repeats, real_repeats, port_base):
     import served as srv
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     from mmtrack_serve.launcher import Server, free_port_base, write_config
@@ -164,8 +172,8 @@ def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, 
             srv.concurrent_posts(server, name, warmup, count=workers, clients=workers)
         log(f'served: demo model and baseline, {repeats} interleaved requests each')
         results['demo_served'] = srv.served_seconds(server, DEMO_SERVED_NAMES, video_short, repeats)
-        log('served: real-size SORT and baseline, 1 request each')
-        results['real_served'] = srv.served_seconds(server, REAL_SERVED_NAMES, clip, 1)
+        log(f'served: real-size SORT and baseline, {real_repeats} interleaved requests each')
+        results['real_served'] = srv.served_seconds(server, REAL_SERVED_NAMES, clip, real_repeats)
         results['codecs'] = {name: probe(srv.post(server, name, video_short))['codec']
                              for name in DEMO_SERVED_NAMES}
 
@@ -182,7 +190,7 @@ def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, 
             results['throughput'][name] = {
                 'workers': workers,
                 'threads': threads or max(1, common.cpu_count() // workers),
-                'videos_per_minute': srv.videos_per_minute(server, name, video_short,
+                'videos_per_minute': srv.videos_per_minute(server, name, video_throughput,
                                                            THROUGHPUT_VIDEOS, clients=2)}
     finally:
         server.stop()

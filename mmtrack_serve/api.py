@@ -1,54 +1,65 @@
 """A whole video through a session: the few plain functions most users need."""
 import contextlib
+import itertools
 
 from .background import BackgroundCalls, prefetched
 from .drawing import draw_objects
 from .errors import InputError
-from .mmtrack_compat import MAX_AUTO_BATCH
 from .results import results_json, write_json, write_mot_txt
 from .video import VideoReader, VideoWriter
 
 
 def track_video(model, source, output=None, score_thr=0.5, init_bbox=None, fps=None,
-                progress=False, session=None, source_name=None, detector_batch=None, background_io=True):
+                progress=False, session=None, source_name=None, detector_batch=None,
+                background_io=True, keep_frames=True):
     """Tracks every frame of ``source`` (path, bytes or image folder).
 
     ``output``: the path to write the annotated H.264 mp4 to, or None. ``source_name`` stands for the source in error messages.
     ``detector_batch``: frames whose detector runs in one pass (MOT models; the
     results are those of frame by frame, see ``TrackingSession.step_many``);
-    None or 0 chooses by the model's input size (``mmtrack_compat.frames_per_pass``). ``background_io``:
-    decode ahead and draw + encode behind in threads, beside inference.
-    Returns the results dict (schema in ``results``).
-    Frames stream through: memory does not grow with the video's length.
+    None or 0 chooses by the model's input size (``TrackingModel.frames_per_pass``).
+    ``background_io``: decode ahead and draw + encode behind in threads, beside inference.
+    Returns the results dict (schema in ``results``); with ``keep_frames=False``
+    its ``frames`` list is empty (for callers that only want the mp4).
+    Frames stream through: memory does not grow with the video's length, but
+    for the per-frame results kept (a few KB a frame).
     """
     session = session or model.session(init_bbox=init_bbox, score_thr=score_thr)
-    per_pass = int(detector_batch) if detector_batch else None
-    batch_size = per_pass or MAX_AUTO_BATCH
     with VideoReader(source, fps=fps, name=source_name) as reader:
-        frames = []
+        frames, count = [], 0
         writer = VideoWriter(output, reader.width, reader.height, reader.fps) if output else None
         try:
             bar = _progress(progress, reader.num_frames)
-            source_frames = prefetched(reader, depth=2 * batch_size + 2) if background_io else iter(reader)
-            with contextlib.closing(source_frames), _encoder(writer, background_io) as encode:
-                for batch in _batches(source_frames, batch_size):
+            decoded = prefetched(reader, depth=QUEUED_FRAMES) if background_io else iter(reader)
+            with contextlib.closing(decoded), _encoder(writer, background_io) as encode:
+                first = next(decoded, None)
+                # frames held at once: the queues and one batch, sized by the first frame
+                per_pass = 1 if first is None else model.frames_per_pass(first, detector_batch)
+                for batch in _batches(itertools.chain([first] if first is not None else [], decoded),
+                                      per_pass):
                     for frame, result in zip(batch, session.step_many(batch, per_pass)):
-                        frames.append(result.to_json())
+                        if keep_frames:
+                            frames.append(result.to_json())
                         encode(frame, result.objects)
+                    count += len(batch)
                     bar.update(len(batch))
             bar.close()
         finally:
             if writer:
                 writer.close()
-        if not frames:
+        if not count:
             raise InputError('the video has no decodable frames')
-        if reader.num_frames and len(frames) < reader.num_frames:
+        if reader.num_frames and count < reader.num_frames:
             # a cut-off upload decodes its first frames and then just ends
-            raise InputError(f'the video is truncated or corrupt: {len(frames)} of the '
+            raise InputError(f'the video is truncated or corrupt: {count} of the '
                              f'{reader.num_frames} frames its container lists could be decoded')
         info = reader.info()
-    info['num_frames'] = len(frames)
+    info['num_frames'] = count
     return results_json(info, model.task, model.classes, frames)
+
+
+# Decoded frames waiting for the model, and annotated ones for the encoder.
+QUEUED_FRAMES = 4
 
 
 def _batches(frames, size):
@@ -73,7 +84,7 @@ def _encoder(writer, background):
     elif not background:
         yield draw_and_write
     else:
-        with BackgroundCalls(draw_and_write) as calls:
+        with BackgroundCalls(draw_and_write, depth=QUEUED_FRAMES) as calls:
             yield calls.submit
 
 

@@ -44,6 +44,18 @@ class TrackingModel:
                 state = self._state.swap_out()
         return result, state
 
+    def frames_per_pass(self, frame, wanted=None):
+        """How many frames like ``frame`` one detector pass takes in
+        ``step_many``: 1 where the model cannot batch, else ``wanted``, else
+        the automatic choice by the model's input size
+        (``mmtrack_compat.frames_per_pass``)."""
+        if not self.can_batch_frames:
+            return 1
+        if wanted:
+            return max(1, int(wanted))
+        image = self._prepare(frame, 0)['img'][0]
+        return compat.frames_per_pass(image)
+
     def step_many(self, state, frames, first_frame_id, per_pass=None):
         """Runs consecutive frames with ``state`` swapped in, the detector
         batched over them where the model allows (``can_batch_frames``),

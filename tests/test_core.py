@@ -181,3 +181,10 @@ def test_config_urls_are_never_downloaded(tiny_files):
     with pytest.warns(UserWarning, match='not downloading 1 pretrained weight'):
         model = load_model('siamese_rpn_r50_20e_lasot')
     assert model.task == 'sot'
+
+
+def test_keep_frames_false_writes_the_video_without_per_frame_results(tiny_model, video, tmp_path):
+    out = tmp_path / 'out.mp4'
+    results = track_video(tiny_model('mot'), video, output=out, score_thr=0.0, keep_frames=False)
+    assert results['frames'] == [] and results['video']['num_frames'] == 8
+    assert probe(out)['num_frames'] == 8

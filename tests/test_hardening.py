@@ -163,19 +163,24 @@ def test_worker_killed_mid_request_gives_a_5xx_and_recovers(store, tmp_path):
 
 
 def check_worker_kill(server, tmp_path):
-    long = make_video(tmp_path / 'long.mp4', num_frames=300, size=(320, 240))
+    long = make_video(tmp_path / 'long.mp4', num_frames=1500, size=(320, 240))
     pids_before = worker_pids(server, 'tiny_mot')
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(r=put(server, 'tiny_mot', long)))
     thread.start()
-    time.sleep(3)
+    # killed while it tracks: the request's private temp dir exists only then
+    deadline = time.time() + 60
+    while time.time() < deadline and not temp_leftovers(server):
+        time.sleep(0.05)
+    assert temp_leftovers(server) and thread.is_alive(), 'the request ended before the kill'
     for pid in pids_before:          # both workers: whichever took the request dies
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=120)
     assert not thread.is_alive(), 'the client hangs'
     assert 500 <= outcome['r'].status_code < 600
     deadline = time.time() + 120
-    while time.time() < deadline and len(worker_pids(server, 'tiny_mot')) < 2:
+    # the archive's model-config.yaml (1 worker) wins over the server's default
+    while time.time() < deadline and len(worker_pids(server, 'tiny_mot')) < len(pids_before):
         time.sleep(1)
     assert set(worker_pids(server, 'tiny_mot')).isdisjoint(pids_before)
     assert put(server, 'tiny_mot', make_video(tmp_path / 's.mp4')).status_code == 200

@@ -143,7 +143,9 @@ class MMTrackHandler(BaseHandler):
         output = Path(workdir) / 'result.mp4' if video_request.output == 'mp4' else None
         results = track_video(self.model, video_request.video_path, output=output,
                               score_thr=video_request.score_thr, init_bbox=video_request.init_bbox,
-                              source_name='the uploaded video', detector_batch=self.detector_batch)
+                              source_name='the uploaded video', detector_batch=self.detector_batch,
+                              # an mp4 answer needs no per-frame results (a few KB a frame)
+                              keep_frames=video_request.output != 'mp4')
         return results, output
 
     def postprocess(self, results, output_path, output_type):
@@ -180,13 +182,8 @@ class MMTrackHandler(BaseHandler):
             video_request = self.preprocess(request, idx, workdir)
             results, output_path = self.inference(video_request, workdir)
             body = self.postprocess(results, output_path, video_request.output)
-        except InputError as e:
-            return self._error(context, idx, 400, e)
-        except MMTrackServeError as e:
-            return self._error(context, idx, 422, e)
         except Exception as e:  # noqa: BLE001 - the worker must survive any one request
-            logger.exception('request failed')
-            return self._error(context, idx, 500, e)
+            return self._failed(context, idx, e, 'request')
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         seconds = time.perf_counter() - start
@@ -229,17 +226,8 @@ class MMTrackHandler(BaseHandler):
                 self.sequences.close(seq, 'ended')
             else:
                 self.sequences.release(seq)
-        except seqs.SequenceError as e:
-            if isinstance(e, seqs.SequencesFull):
-                context.set_response_header(idx, 'Retry-After', str(e.retry_after))
-            return self._error(context, idx, e.status, e)
-        except InputError as e:
-            return self._error(context, idx, 400, e)
-        except MMTrackServeError as e:
-            return self._error(context, idx, 422, e)
         except Exception as e:  # noqa: BLE001 - the worker must survive any one request
-            logger.exception('chunk failed')
-            return self._error(context, idx, 500, e)
+            return self._failed(context, idx, e, 'chunk')
         finally:
             if self.sequences is None or not self.sequences.is_live(seq_id):
                 # nothing left to route here: free TorchServe's sequence slot at once
@@ -358,6 +346,21 @@ class MMTrackHandler(BaseHandler):
             store.release(seq)
         else:
             store.close(seq, 'failed', detail=f'{type(error).__name__} at frame {seq.session.frame_id}')
+
+    def _failed(self, context, idx, error, what):
+        """The error response for a request that raised ``error``: the
+        sequence's own status, 400 for bad input, 422 for a model that cannot
+        take it, 500 (logged with its traceback) for anything else."""
+        if isinstance(error, seqs.SequenceError):
+            if isinstance(error, seqs.SequencesFull):
+                context.set_response_header(idx, 'Retry-After', str(error.retry_after))
+            return self._error(context, idx, error.status, error)
+        if isinstance(error, InputError):
+            return self._error(context, idx, 400, error)
+        if isinstance(error, MMTrackServeError):
+            return self._error(context, idx, 422, error)
+        logger.exception('%s failed', what)
+        return self._error(context, idx, 500, error)
 
     def _error(self, context, idx, code, error):
         message = str(error) if code != 500 else f'internal error: {type(error).__name__}: {error}'
