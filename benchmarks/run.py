@@ -8,7 +8,6 @@ handler, the MMTracking-style baseline, two-worker models) for the served
 figures, memory and throughput. Raw figures go to bench_output/results.json.
 """
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -84,9 +83,9 @@ def main(argv=None):
                          'throughput': _describe(video_throughput),
                          'io_1080p': _describe(video_1080), 'real_clip': _describe(clip)}
 
-    in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
-               video_short, video_1080, clip, warmups, repeats, real_repeats)
-    served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
+    models = in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
+                        video_short, video_1080, clip, warmups, repeats, real_repeats)
+    served(results, models, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
            video_long, video_throughput, clip, warmups, repeats, real_repeats, args.port_base)
 
     results['seconds'] = time.time() - started
@@ -124,7 +123,7 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
 
     log(f'demo model: model alone vs in-process variants, {repeats} interleaved runs each')
     results['demo_in_process'] = ip.overhead(demo, video_short, warmups['demo'], repeats, [
-        ip.PLAIN, ip.BACKGROUND_ONLY, ip.BATCH4_ONLY, ip.DEFAULT])
+        ip.PLAIN, ip.BATCH4_ONLY, ip.DEFAULT])
     log('demo model with 1 torch thread (as each of two workers on 2 cores): inline vs background I/O')
     with common.torch_threads(1):
         results['demo_in_process_1_thread'] = ip.overhead(
@@ -135,11 +134,10 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
     results['real_in_process'] = ip.overhead(real, clip, warmups['real'], real_repeats,
                                              [ip.PLAIN, ip.DEFAULT, ip.BATCH4])
     results['real_batching_identity'] = ip.batching_identity(real, warmups['real'])
-    del demo, real
-    gc.collect()
+    return {'demo': demo, 'real': real}
 
 
-def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
+def served(results, models, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
            video_long, video_throughput, clip, warmups, repeats, real_repeats, port_base):
     import served as srv
     from mmtrack_serve.converters.mmtrack2torchserve import convert
@@ -170,10 +168,14 @@ def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, 
             workers = THROUGHPUT_MODELS.get(name, (1, 0))[0]
             warmup = warmups['real' if name.startswith('sort') else 'demo']
             srv.concurrent_posts(server, name, warmup, count=workers, clients=workers)
-        log(f'served: demo model and baseline, {repeats} interleaved requests each')
-        results['demo_served'] = srv.served_seconds(server, DEMO_SERVED_NAMES, video_short, repeats)
-        log(f'served: real-size SORT and baseline, {real_repeats} interleaved requests each')
-        results['real_served'] = srv.served_seconds(server, REAL_SERVED_NAMES, clip, real_repeats)
+        # the in-process default runs again here, between the requests, so that
+        # served / in-process compares runs minutes apart at most, not ten
+        log(f'served: demo model and baseline, interleaved with in-process, {repeats} runs each')
+        results['demo_served'] = srv.served_seconds(server, DEMO_SERVED_NAMES, video_short, repeats,
+                                                    in_process=_in_process_run(models['demo'], video_short))
+        log(f'served: real-size SORT and baseline, interleaved with in-process, {real_repeats} runs each')
+        results['real_served'] = srv.served_seconds(server, REAL_SERVED_NAMES, clip, real_repeats,
+                                                    in_process=_in_process_run(models['real'], clip))
         results['codecs'] = {name: probe(srv.post(server, name, video_short))['codec']
                              for name in DEMO_SERVED_NAMES}
 
@@ -195,6 +197,13 @@ def served(results, demo_config, demo_checkpoint, real_config, real_checkpoint, 
     finally:
         server.stop()
         log('TorchServe stopped')
+
+
+def _in_process_run(model, video):
+    from inprocess import DEFAULT, session_variants
+    workdir = OUT / 'in_process'
+    workdir.mkdir(parents=True, exist_ok=True)
+    return session_variants(model, video, workdir, [DEFAULT])[DEFAULT]
 
 
 def _seconds(video):

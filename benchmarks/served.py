@@ -46,9 +46,16 @@ def post(server, name, video):
     return response.content
 
 
-def served_seconds(server, names, video, repeats):
-    """{name: median seconds per request}, models interleaved."""
-    return interleaved({name: (lambda n=name: post(server, n, video)) for name in names}, repeats)
+IN_PROCESS = 'in-process (default), beside the served runs'
+
+
+def served_seconds(server, names, video, repeats, in_process=None):
+    """{name: median seconds per request}, models interleaved, with the
+    ``in_process()`` run as one more of them under IN_PROCESS."""
+    runs = {name: (lambda n=name: post(server, n, video)) for name in names}
+    if in_process is not None:
+        runs[IN_PROCESS] = in_process
+    return interleaved(runs, repeats)
 
 
 def worker_pids(server, name):

@@ -61,9 +61,10 @@ def test_detector_batch_gives_frame_by_frame_tracks(model_name, tiny_model, tiny
         assert_same_tracks(track_video(model, long_video, score_thr=0.0, detector_batch=batch), one)
 
 
-def test_detector_runs_once_per_batch(tiny_model, long_video, monkeypatch):
-    model = tiny_model('mot')
-    detector_class = type(model.module.detector)
+@pytest.fixture
+def detector_passes(tiny_model, monkeypatch):
+    """The batch size of each real ``extract_feat`` pass of the tiny MOT model's detector."""
+    detector_class = type(tiny_model('mot').module.detector)
     real = detector_class.extract_feat
     batch_sizes = []
 
@@ -71,29 +72,26 @@ def test_detector_runs_once_per_batch(tiny_model, long_video, monkeypatch):
         batch_sizes.append(img.shape[0])
         return real(self, img)
     monkeypatch.setattr(detector_class, 'extract_feat', spy)
+    return batch_sizes
+
+
+def test_detector_runs_once_per_batch(tiny_model, long_video, detector_passes):
+    model = tiny_model('mot')
     track_video(model, long_video, detector_batch=4)
-    assert batch_sizes == [4, 4, 3]
+    assert detector_passes == [4, 4, 3]
+    assert 'extract_feat' not in vars(model.module.detector)    # the per-frame shim is gone
     assert 'extract_feat' not in vars(model.module.detector)    # the per-frame shim is gone
 
 
-def test_automatic_batch_fills_passes_by_input_size(tiny_model, long_video, monkeypatch):
+def test_automatic_batch_fills_passes_by_input_size(tiny_model, long_video, detector_passes):
     import torch
     from mmtrack_serve.mmtrack_compat import frames_per_pass
     assert frames_per_pass(torch.zeros(1, 3, 256, 320)) == 4          # the demo model's input
     assert frames_per_pass(torch.zeros(1, 3, 608, 1088)) == 1         # Faster R-CNN on 1080p
     assert frames_per_pass(torch.zeros(1, 3, 96, 128)) == 8           # capped
     assert frames_per_pass(torch.zeros(1, 3, 608, 1088), wanted=3) == 3
-    model = tiny_model('mot')                                          # 128x96 inputs
-    detector_class = type(model.module.detector)
-    real = detector_class.extract_feat
-    batch_sizes = []
-
-    def spy(self, img):
-        batch_sizes.append(img.shape[0])
-        return real(self, img)
-    monkeypatch.setattr(detector_class, 'extract_feat', spy)
-    track_video(model, long_video)
-    assert batch_sizes == [8, 3]
+    track_video(tiny_model('mot'), long_video)                         # 128x96 inputs
+    assert detector_passes == [8, 3]
 
 
 @pytest.mark.parametrize('task', ['sot', 'vid', 'vis'])
