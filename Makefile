@@ -29,7 +29,7 @@ test-fast: setup
 clean:
 	rm -rf $(VENV) demo_output bench_output .pytest_cache
 
-# Speed and memory figures, printed and written to BENCHMARKS.md (about 12
+# Speed and memory figures, printed and written to BENCHMARKS.md (about 17
 # minutes on 2 cores; BENCH_ARGS=--quick for a smoke run). Run it on an idle machine.
 .PHONY: bench
 bench: setup
