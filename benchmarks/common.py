@@ -64,16 +64,6 @@ def _git(*args):
         return 'unknown'
 
 
-def median_seconds(fn, repeats):
-    """Median wall seconds of ``repeats`` calls of ``fn()``, and the last return value."""
-    times, value = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), value
-
-
 def interleaved(variants, repeats):
     """{name: median seconds} of each ``variants[name]()``, run round-robin
     ``repeats`` times so that drift on the machine hits every variant alike."""

@@ -57,7 +57,9 @@ def main(argv=None):
         return 0
     started = time.time()
     from mmtrack_serve.cli import quiet_warnings
+    from mmtrack_serve.tuning import limit_malloc_arenas
     quiet_warnings()
+    limit_malloc_arenas()        # as `mmtrack-serve run` and a served worker do
     import torch
     torch.set_num_threads(common.cpu_count())     # what a single worker gets
     repeats = 1 if args.quick else args.repeats

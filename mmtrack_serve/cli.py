@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from .errors import MMTrackServeError
+from .tuning import limit_malloc_arenas
 
 # name: (module, one-line help)
 COMMANDS = {
@@ -61,6 +62,7 @@ def quiet_warnings():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     quiet_warnings()
+    limit_malloc_arenas()
     name = next((a for a in argv if not a.startswith('-')), None)
     parser = build_parser(load=name if name in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -188,3 +188,9 @@ def test_keep_frames_false_writes_the_video_without_per_frame_results(tiny_model
     results = track_video(tiny_model('mot'), video, output=out, score_thr=0.0, keep_frames=False)
     assert results['frames'] == [] and results['video']['num_frames'] == 8
     assert probe(out)['num_frames'] == 8
+
+
+def test_malloc_arenas_are_capped_on_glibc():
+    import platform
+    from mmtrack_serve.tuning import limit_malloc_arenas
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == 'glibc')

@@ -37,6 +37,7 @@ from mmtrack_serve.handlers.video_request import (DEFAULT_SCORE_THR, OUTPUT_TYPE
                                                   find_option, parse_output, parse_request,
                                                   parse_score_thr)
 from mmtrack_serve.results import mot_lines, results_json
+from mmtrack_serve.tuning import limit_malloc_arenas
 from mmtrack_serve.video import VideoWriter
 
 logger = logging.getLogger('mmtrack_serve.handler')
@@ -68,6 +69,7 @@ def _cpu_count():
 class MMTrackHandler(BaseHandler):
 
     def initialize(self, context):
+        limit_malloc_arenas()
         properties = context.system_properties
         model_dir = Path(properties['model_dir'])
         self.device = self._device(properties)
