@@ -154,9 +154,3 @@ def real_clip():
     if DEMO_CLIP.is_file():
         return DEMO_CLIP, 'demo.mp4 (MMTracking\'s serving demo clip)'
     return synthetic_video(1, size=(1920, 1080), fps=8), 'synthetic 1920x1080, 8 frames'
-
-
-def frame_count(path):
-    from mmtrack_serve.video import VideoReader
-    with VideoReader(path) as reader:
-        return sum(1 for _ in reader)

@@ -64,21 +64,16 @@ def overhead(model, video, warmup_video, repeats, names):
 
 
 def batching_identity(model, video):
-    """Max box difference (px) and track-id mismatches between detector batch
-    4 and frame by frame on the same video."""
+    """Detector batch 4 against frame by frame on the same video, compared
+    as the parity check compares served and local results."""
     from mmtrack_serve.api import track_video
+    from mmtrack_serve.parity import compare
     one = track_video(model, video, score_thr=0.0, detector_batch=1, background_io=False)
     four = track_video(model, video, score_thr=0.0, detector_batch=4)
-    box_diff, id_mismatches, objects = 0.0, 0, 0
-    for a, b in zip(one['frames'], four['frames']):
-        if len(a['objects']) != len(b['objects']):
-            id_mismatches += abs(len(a['objects']) - len(b['objects']))
-        for oa, ob in zip(a['objects'], b['objects']):
-            objects += 1
-            id_mismatches += oa['track_id'] != ob['track_id']
-            box_diff = max(box_diff, max(abs(x - y) for x, y in zip(oa['bbox'], ob['bbox'])))
-    return {'frames': len(one['frames']), 'objects': objects, 'max_box_diff_px': box_diff,
-            'id_mismatches': id_mismatches}
+    report = compare(four, one)
+    return {'frames': len(one['frames']), 'objects': sum(f.local_objects for f in report.frames),
+            'max_box_diff_px': report.max_box_diff,
+            'id_mismatches': report.id_mismatches + report.count_mismatches}
 
 
 # -- video I/O alone ----------------------------------------------------------------

@@ -105,8 +105,9 @@ def _describe(path):
     from mmtrack_serve.video import VideoReader
     with VideoReader(path) as reader:
         info = reader.info()
+        info['num_frames'] = info['num_frames'] or sum(1 for _ in reader)
     return {'path': str(path), 'width': info['width'], 'height': info['height'],
-            'fps': round(info['fps'], 3), 'frames': common.frame_count(path),
+            'fps': round(info['fps'], 3), 'frames': info['num_frames'],
             'mib': round(Path(path).stat().st_size / 2 ** 20, 2)}
 
 

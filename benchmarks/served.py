@@ -16,11 +16,8 @@ BASELINE_HANDLER = REPO / 'benchmarks' / 'baseline_handler.py'
 
 def archive_baseline(config, checkpoint, store, name):
     """A .mar of the baseline handler on the same config and checkpoint."""
-    import shutil
     import tempfile
-    from model_archiver.model_archiver_config import ModelArchiverConfig
-    from model_archiver.model_packaging import package_model
-    from model_archiver.model_packaging_utils import ModelExportUtils
+    from mmtrack_serve.converters.mmtrack2torchserve import archive
     from mmtrack_serve.mmtrack_compat import load_config, strip_pretrained
     with tempfile.TemporaryDirectory(prefix='mmtrack-serve-bench-') as staging:
         cfg = load_config(str(config))
@@ -28,12 +25,7 @@ def archive_baseline(config, checkpoint, store, name):
         cfg.dump(str(Path(staging) / 'config.py'))
         model_config = Path(staging) / 'model-config.yaml'
         model_config.write_text('minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nresponseTimeout: 3600\n')
-        shutil.copy(BASELINE_HANDLER, Path(staging) / BASELINE_HANDLER.name)
-        archiver_config = ModelArchiverConfig(
-            model_name=name, handler=str(Path(staging) / BASELINE_HANDLER.name), version='1.0',
-            serialized_file=str(checkpoint), extra_files=str(Path(staging) / 'config.py'),
-            export_path=str(store), force=True, config_file=str(model_config))
-        package_model(archiver_config, manifest=ModelExportUtils.generate_manifest_json(archiver_config))
+        archive(name, '1.0', checkpoint, staging, model_config, store, True, handler=BASELINE_HANDLER)
     return Path(store) / f'{name}.mar'
 
 

@@ -10,10 +10,8 @@ from mmtrack_serve import api
 from mmtrack_serve.api import track_video
 from mmtrack_serve.background import BackgroundCalls, prefetched
 from mmtrack_serve.errors import InputError
+from mmtrack_serve.parity import compare
 from mmtrack_serve.video import VideoReader
-
-BOX_TOLERANCE_PX = 1e-3
-
 
 @pytest.fixture(scope='module')
 def long_video(tmp_path_factory):
@@ -36,15 +34,10 @@ def tiny_deepsort():
         return load_model(load_config(name, options))
 
 
-def assert_same_tracks(a, b):
-    assert len(a['frames']) == len(b['frames'])
-    for fa, fb in zip(a['frames'], b['frames']):
-        assert [(o['track_id'], o['label']) for o in fa['objects']] == \
-            [(o['track_id'], o['label']) for o in fb['objects']], f'frame {fa["frame_id"]}'
-        if fa['objects']:
-            boxes_a = np.array([o['bbox'] for o in fa['objects']])
-            boxes_b = np.array([o['bbox'] for o in fb['objects']])
-            assert np.abs(boxes_a - boxes_b).max() <= BOX_TOLERANCE_PX
+def assert_same_tracks(got, reference):
+    """Same frames, objects and track ids; boxes and scores within parity's tolerances."""
+    report = compare(got, reference)
+    assert report.ok, report.table()
 
 
 def count_objects(results):

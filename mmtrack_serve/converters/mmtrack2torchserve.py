@@ -103,7 +103,7 @@ def convert(config, checkpoint, output_folder, model_name, model_version='1.0', 
         cfg.dump(str(staging / 'config.py'))
         model_config = staging / 'model-config.yaml'
         model_config.write_text(model_config_text)
-        _archive(model_name, model_version, checkpoint, staging, model_config, store, force)
+        archive(model_name, model_version, checkpoint, staging, model_config, store, force)
     print(f'wrote {mar} ({mar.stat().st_size / 2**20:.1f} MiB, {task.upper()} model '
           f'{cfg.model.type}{", checkpoint " + Path(checkpoint).name if checkpoint else ""})')
     print(f'next: mmtrack-serve serve --model-store {store} --models {model_name}={mar.name}')
@@ -248,12 +248,14 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
     return '\n'.join(lines) + '\n'
 
 
-def _archive(model_name, version, checkpoint, staging, model_config, store, force):
+def archive(model_name, version, checkpoint, staging, model_config, store, force, handler=HANDLER):
+    """``store/NAME.mar`` of ``handler``, the checkpoint, every file in
+    ``staging`` and ``model_config`` as its model-config.yaml."""
     from model_archiver.model_archiver_config import ModelArchiverConfig
     from model_archiver.model_packaging import package_model
     from model_archiver.model_packaging_utils import ModelExportUtils
     config = ModelArchiverConfig(
-        model_name=model_name, handler=str(HANDLER), version=version,
+        model_name=model_name, handler=str(handler), version=version,
         serialized_file=str(checkpoint) if checkpoint else None,
         extra_files=str(staging), export_path=str(store), force=force,
         config_file=str(model_config))
