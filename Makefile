@@ -7,17 +7,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmtrack-serve-setup
 PYTEST_ARGS ?=
 
-.PHONY: setup java demo test test-fast lint clean
+.PHONY: setup java demo demo-model test test-fast lint clean
 
 setup: java
 	@bash scripts/setup_env.sh
+	@bash scripts/install_services.sh  # chromium for tests/test_browser.py (root on Debian)
 
 # TorchServe needs Java 17+.
 java:
 	@bash scripts/ensure_java.sh
 
+# The committed demo model (demo/) served and scored; DEMO_ARGS="--videos 2" for fewer videos.
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+# Retrains the demo model into demo/ (about 15 minutes on 2 idle cores) and
+# prints its held-out figures beside the committed ones (demo/figures.json).
+demo-model: setup
+	bash scripts/train_demo_model.sh $(DEMO_MODEL_ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -30,20 +37,31 @@ clean:
 	rm -rf $(VENV) demo_output bench_output .pytest_cache
 
 # Speed and memory figures, printed and written to BENCHMARKS.md (about 17
-# minutes on 2 cores; BENCH_ARGS=--quick for a smoke run). Run it on an idle machine.
+# minutes on 2 cores). Run it on an idle machine. BENCH_ARGS=--quick: a smoke
+# run (CI's), report to bench_output/BENCHMARKS-quick.md, BENCHMARKS.md untouched.
 .PHONY: bench
 bench: setup
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+# Every tracking config in the mmtrack wheel, random weights: load, 3 frames,
+# checkpoint, mmtrack2torchserve, served once; one row each in MODEL_ZOO.md
+# (opt-in, about 40 minutes on 2 cores; ZOO_ARGS="--only bytetrack" for some).
+.PHONY: zoo
+zoo: setup
+	$(PY) scripts/model_zoo.py $(ZOO_ARGS)
+
 # 200 sequential requests against one worker; figures to soak_results.json
+# (`make test` runs the same test with 20 requests)
+.PHONY: soak
 soak: setup
 	MMTRACK_SERVE_SOAK=200 $(PY) -m pytest tests/test_soak.py -s -q
 
-# The container image (docker/serve/, docs/docker.md). `make docker` builds it
-# with docker, or with podman where no Docker engine runs (DOCKER_VARIANT=cpu
-# for the CPU-only image). `make docker-test` (root on Debian: installs podman,
-# makes a local Debian base image) builds the CPU image and runs
-# tests/test_docker.py against it; `make docker-lint` runs hadolint.
+# The container image (docs/docker.md). `make docker` builds the stack image
+# (docker/stack/) and on it the server image from docker/serve/, with docker,
+# or with podman where no Docker engine runs (DOCKER_VARIANT=cpu for the
+# CPU-only image). `make docker-test` (root on Debian: installs podman, makes a
+# local Debian base image) builds the CPU image and runs tests/test_docker.py
+# against it (CI runs it); `make docker-lint` runs hadolint.
 .PHONY: docker docker-lint docker-test
 
 docker:

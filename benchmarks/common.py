@@ -108,16 +108,10 @@ def synthetic_video(seconds, size=SYNTH_SIZE, fps=SYNTH_FPS, seed=7):
 
 
 def demo_model_files():
-    """(config, checkpoint, note): the published demo model, or its config
-    with seeded random weights when this machine has not trained it yet."""
+    """(config, checkpoint, note): the committed demo model (demo/)."""
     from mmtrack_serve.training import demo_model as dm
-    config = Path(f'{dm.DEFAULT_OUT}.py')
-    published = sorted(dm.DEFAULT_OUT.parent.glob(f'{dm.DEFAULT_OUT.name}-*.pth'))
-    if config.is_file() and published:
-        return config, published[-1], f'trained demo model {published[-1].name}'
-    config, checkpoint = random_weights(dm.CONFIG)
-    return config, checkpoint, ('demo model NOT trained on this machine (run `make demo`): its '
-                                'config with random weights, which detect next to nothing')
+    config, checkpoint = dm.published_model()
+    return config, checkpoint, f'demo model {checkpoint.name}'
 
 
 def real_model_files():

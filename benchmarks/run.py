@@ -6,6 +6,8 @@ In-process figures first (video I/O, tracker step, model alone vs the core
 session), then one TorchServe with every served variant loaded (mmtrack-serve's
 handler, the MMTracking-style baseline, two-worker models) for the served
 figures, memory and throughput. Raw figures go to bench_output/results.json.
+--quick (CI's smoke run of this code) writes bench_output/BENCHMARKS-quick.md
+and results-quick.json instead: its figures are not for the record.
 """
 import argparse
 import json
@@ -40,12 +42,17 @@ def parse_args(argv=None):
                    help='runs of each demo-model figure, medians reported (default 3)')
     p.add_argument('--real-repeats', type=int, default=2,
                    help='runs of each real-size figure (about 20 s each; default 2)')
-    p.add_argument('--output', default=str(REPO / 'BENCHMARKS.md'), help='report to write')
+    p.add_argument('--output', help='report to write (default BENCHMARKS.md; with --quick '
+                   'bench_output/BENCHMARKS-quick.md)')
     p.add_argument('--quick', action='store_true',
-                   help='a smoke run: 1 repeat, 2 s / 12 s videos (figures not for the record)')
+                   help='a smoke run: 1 repeat, 2 s / 12 s videos; figures not for the record, so '
+                        'BENCHMARKS.md is left alone unless --output names it')
     p.add_argument('--port-base', type=int, default=0, help='TorchServe ports (default: first free)')
     p.add_argument('--from-json', metavar='RESULTS', help='only write the report of a saved run')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.output is None:
+        args.output = str(OUT / 'BENCHMARKS-quick.md' if args.quick else REPO / 'BENCHMARKS.md')
+    return args
 
 
 def main(argv=None):
@@ -92,12 +99,15 @@ def main(argv=None):
 
     results['seconds'] = time.time() - started
     OUT.mkdir(exist_ok=True)
-    (OUT / 'results.json').write_text(json.dumps(results, indent=1, default=str))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    # a quick run leaves the last full run's raw figures (--from-json) alone too
+    raw = OUT / ('results-quick.json' if args.quick else 'results.json')
+    raw.write_text(json.dumps(results, indent=1, default=str))
     from report import render
     text = render(results)
     print('\n' + text)
     Path(args.output).write_text(text)
-    log(f'wrote {args.output} and {OUT / "results.json"} in {results["seconds"] / 60:.1f} min')
+    log(f'wrote {args.output} and {raw} in {results["seconds"] / 60:.1f} min')
     return 0
 
 

@@ -7,15 +7,23 @@ import requests
 from .errors import MMTrackServeError
 
 
-def predict(url, model, video, output='json', headers=None, timeout=3600):
-    """Posts a video (path or bytes) as the raw body; returns the response
-    body (parsed JSON for output=json). Errors raise MMTrackServeError with
-    the server's message."""
+def predict(url, model, video, output='json', headers=None, timeout=3600, detections=None):
+    """Posts a video (path or bytes) as the raw body, or, with ``detections``
+    (a det.txt path or its content, for public-detection models), as multipart
+    fields ``data`` and ``detections``; returns the response body (parsed JSON
+    for output=json). Errors raise MMTrackServeError with the server's message."""
     body = Path(video).read_bytes() if isinstance(video, (str, Path)) else video
     all_headers = {'Content-Type': 'application/octet-stream', 'output': output}
     all_headers.update({k: str(v) for k, v in (headers or {}).items() if v is not None})
+    files = None
+    if detections is not None:
+        del all_headers['Content-Type']    # requests writes multipart's, with its boundary
+        det = Path(detections).read_bytes() if isinstance(detections, Path) else detections
+        files = {'data': ('video', body, 'application/octet-stream'),
+                 'detections': ('det.txt', det, 'text/plain')}
     try:
-        response = requests.post(f'{normalise_url(url)}/predictions/{model}', data=body,
+        response = requests.post(f'{normalise_url(url)}/predictions/{model}',
+                                 data=None if files else body, files=files,
                                  headers=all_headers, timeout=timeout)
     except requests.RequestException as e:
         raise MMTrackServeError(f'cannot reach {url}: {e}') from None

@@ -20,6 +20,14 @@
   so association stays sequential and mmtrack's own code decides the rest.
 - Outputs: per-class arrays turned into objects; non-finite boxes, which
   random-weight SOT heads can produce, are dropped.
+- Public detections: a "public" MOT config's test pipeline has a
+  ``LoadDetections`` step, which reads ``results['detections']`` (one array per
+  class) as the dataset puts it there from its ``detection_file``; the model
+  then takes those boxes (``public_bboxes``) as its proposals. ``FramePreparer``
+  puts each frame's supplied boxes where the dataset would.
+- Inference only: configs whose test mode is an evaluation protocol (SiamRPN++'s
+  VOT mode re-initialises the tracker from each frame's ground truth, and needs
+  the ``vot`` toolkit) run in the one-initialisation mode a video to track has.
 """
 import contextlib
 import copy
@@ -85,6 +93,108 @@ def load_config(config, cfg_options=None):
     return cfg
 
 
+# Where a bundled config came from (the converter writes it into config.py),
+# so that messages can name the wheel config it was, not "config".
+SOURCE_KEY = 'mmtrack_serve_source_config'
+
+
+def config_name(cfg):
+    """The config's name: the wheel config or file it came from, without ``.py``."""
+    source = cfg.get(SOURCE_KEY) or getattr(cfg, 'filename', None) or 'the config'
+    return Path(str(source)).stem
+
+
+def record_source(cfg):
+    """Keeps the config's name in the config itself, for a copy dumped elsewhere."""
+    if not cfg.get(SOURCE_KEY) and getattr(cfg, 'filename', None):
+        cfg[SOURCE_KEY] = Path(cfg.filename).stem
+
+
+def test_pipeline(cfg):
+    """``data.test.pipeline``, or ConfigError: base and partial configs (meant
+    to be inherited through ``_base_``) define none, and nothing can be run."""
+    data = cfg.get('data')
+    test = data.get('test') if isinstance(data, dict) else None
+    pipeline = test.get('pipeline') if isinstance(test, dict) else None
+    if isinstance(pipeline, (list, tuple)) and pipeline:
+        return pipeline
+    name = config_name(cfg)
+    children = _configs_based_on(name)
+    raise ConfigError(
+        f'{name} defines no test pipeline (data.test.pipeline): it is a base or partial config, '
+        'meant to be inherited through _base_, not run; use a full config'
+        + (f', e.g. {", ".join(children[:3])}' if children else ''))
+
+
+def _configs_based_on(name):
+    """Wheel configs whose ``_base_`` names ``name``.py directly."""
+    root = configs_root()
+    found = []
+    for path in sorted(root.rglob('*.py')):
+        if '_base_' in path.parts or path.stem == name:
+            continue
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if f'/{name}.py' in text and '_base_' in text:
+            found.append(path.stem)
+    return found
+
+
+def needs_detections(cfg):
+    """True when the config's test pipeline loads public detections."""
+    return any(isinstance(step, dict) and step.get('type') == 'LoadDetections'
+               for step in test_pipeline(cfg))
+
+
+def private_config_for(cfg):
+    """The wheel's private-detection config matching a public one, or None:
+    ``...-public-half`` -> ``...-private-half``; where the wheel has no exact
+    match (``...-public-half_search``, ``...mot20-public``), the private config
+    of that name's family closest to it."""
+    name = config_name(cfg)
+    if '-public' not in name:
+        return None
+    wanted = name.replace('-public', '-private')
+    family = name[:name.index('-public')] + '-private'
+    names = {p.stem for p in configs_root().rglob('*.py') if '_base_' not in p.parts}
+    if wanted in names:
+        return wanted
+    candidates = sorted((n for n in names if n.startswith(family)),
+                        key=lambda n: (-len(os.path.commonprefix([n, wanted])), len(n), n))
+    return candidates[0] if candidates else None
+
+
+def missing_detections_message(cfg):
+    """Why a public-detection model cannot run without detections, and what to use instead."""
+    name = config_name(cfg)
+    private = private_config_for(cfg)
+    instead = (f'use {private} instead' if private else
+               'use a private-detection config (one whose test pipeline has no LoadDetections)')
+    return (f'{name} tracks public detections supplied with the video and none were given: send '
+            'them as MOTChallenge det.txt (run --detections det.txt; a multipart field '
+            f'"detections" for the server), or, to detect objects with the model itself, {instead}')
+
+
+def adapt_for_inference(cfg):
+    """Changes, in place, what only makes sense in an evaluation run; returns
+    one note per change. SiamRPN++'s VOT test mode compares each frame's box
+    with that frame's ground truth and re-initialises from it after a failure
+    (it needs the ``vot`` toolkit for the overlaps); a video to track has a
+    target box for its first frame only, so it runs in OPE mode (one
+    initialisation, as every other SOT config), with the config's own
+    VOT-tuned parameters."""
+    notes = []
+    test_cfg = cfg.model.get('test_cfg')
+    if isinstance(test_cfg, dict) and test_cfg.get('test_mode') == 'VOT':
+        test_cfg['test_mode'] = 'OPE'
+        notes.append(f'{config_name(cfg)}: the VOT test mode re-initialises the tracker from '
+                     'ground truth on every frame, which a video to track does not have: '
+                     'tracking in OPE mode (one initialisation) with the config\'s parameters')
+    return notes
+
+
 def parse_cfg_options(options):
     """``['a.b=1', 'c=[1,2]']`` as mmcv's ``--cfg-options`` reads them."""
     if not options:
@@ -120,16 +230,22 @@ def class_names(cfg, model, task):
     if names:
         return [str(n) for n in names]
     test = cfg.get('data', {}).get('test', {})
-    if test.get('classes'):
-        return [str(n) for n in test['classes']]
+    num = _find_num_classes(cfg.model)
+    classes = test.get('classes')
+    if isinstance(classes, str):
+        # a file of names (TAO's data/tao/annotations/tao_classes.txt), there when training
+        import mmcv
+        classes = mmcv.list_from_file(classes) if os.path.isfile(classes) else None
+    if classes:
+        return [str(n) for n in classes]
     from mmtrack.datasets import DATASETS
     dataset = DATASETS.get(test.get('type', '')) if test.get('type') else None
     version = test.get('dataset_version')
     names = getattr(dataset, f'CLASSES_{version}_version', None) or getattr(dataset, 'CLASSES', None)
-    if names:
+    # a dataset's default names only if they fit the head (TAO's 482 classes are not COCO's 80)
+    if names and (num is None or len(names) == num):
         return [str(n) for n in names]
-    num = _find_num_classes(cfg.model) or 1
-    return [f'class_{i}' for i in range(num)]
+    return [f'class_{i}' for i in range(num or 1)]
 
 
 def _find_num_classes(node):
@@ -309,7 +425,8 @@ class FramePreparer:
         import mmtrack.datasets  # noqa: F401 - registers VideoCollect and the Seq* steps
         self.task = task
         self.device = next(model.parameters()).device
-        pipeline = copy.deepcopy(model.cfg.data.test.pipeline)
+        self.needs_detections = needs_detections(model.cfg)
+        pipeline = copy.deepcopy(test_pipeline(model.cfg))
         if task in ('mot', 'vis'):
             pipeline[0].type = 'LoadImageFromWebcam'
             self.pipeline = Compose(pipeline)
@@ -326,10 +443,19 @@ class FramePreparer:
                                                  DEFAULT_REF_IMG_SAMPLER['num_left_ref_imgs'])
             self.pipeline = Compose(pipeline[1:])
 
-    def __call__(self, frame, frame_id, init_bbox=None):
+    def __call__(self, frame, frame_id, init_bbox=None, detections=None):
+        """``detections``: this frame's public boxes, (N, 5) x1, y1, x2, y2,
+        score in frame pixels, for a model that ``needs_detections`` (None: none)."""
         from mmcv.parallel import collate, scatter
         if self.task in ('mot', 'vis'):
             data = dict(img=frame, img_info=dict(frame_id=frame_id), img_prefix=None)
+            if self.needs_detections:
+                # as MOTChallengeDataset.prepare_results: one array per class
+                # (MOTChallenge's one, pedestrian); LoadDetections adds
+                # public_bboxes to bbox_fields, so Resize scales them with the image
+                boxes = np.zeros((0, 5), np.float32) if detections is None else detections
+                data.update(detections=[np.asarray(boxes, np.float32).reshape(-1, 5)],
+                            bbox_fields=[])
         elif self.task == 'sot':
             data = dict(img=frame.astype(np.float32), gt_bboxes=np.array(init_bbox, np.float32),
                         img_info=dict(frame_id=frame_id))
@@ -353,8 +479,12 @@ class FramePreparer:
 
 
 def forward(model, data):
-    with torch.no_grad():
-        return model(return_loss=False, rescale=True, **data)
+    try:
+        with torch.no_grad():
+            return model(return_loss=False, rescale=True, **data)
+    except ImportError as e:
+        # mmtrack imports some packages (dataset toolkits) only where they are used
+        raise ConfigError(f'the model needs a package that is not installed: {e}') from None
 
 
 def can_batch_frames(model, task):

@@ -21,20 +21,29 @@ class TrackingModel:
         self._state = compat.ModelState(module)
         self._prepare = compat.FramePreparer(module, task)
         self.can_batch_frames = compat.can_batch_frames(module, task)
+        # a "public detections" config: each frame's boxes come with the video
+        self.needs_detections = self._prepare.needs_detections
 
-    def session(self, init_bbox=None, score_thr=0.5):
+    def missing_detections_message(self):
+        """What to do when a model that ``needs_detections`` got none (names
+        the matching private-detection config)."""
+        return compat.missing_detections_message(self.cfg)
+
+    def session(self, init_bbox=None, score_thr=None):
+        """A new TrackingSession; ``score_thr`` None is the task's default (``defaults``)."""
         from .session import TrackingSession
         return TrackingSession(self, init_bbox=init_bbox, score_thr=score_thr)
 
     def new_state(self):
         return self._state.new()
 
-    def step(self, state, frame, frame_id, init_bbox=None):
-        """Runs one frame with ``state`` swapped in; returns (raw result, new state)."""
+    def step(self, state, frame, frame_id, init_bbox=None, detections=None):
+        """Runs one frame with ``state`` swapped in; returns (raw result, new state).
+        ``detections``: the frame's public boxes (N, 5), for ``needs_detections``."""
         with self.lock:
             self._state.swap_in(state)
             try:
-                data = self._prepare(frame, frame_id, init_bbox)
+                data = self._prepare(frame, frame_id, init_bbox, detections)
                 if self.task == 'sot':
                     with compat.keep_finite_sot_box(self.module):
                         result = compat.forward(self.module, data)
@@ -56,22 +65,25 @@ class TrackingModel:
         image = self._prepare(frame, 0)['img'][0]
         return compat.frames_per_pass(image)
 
-    def step_many(self, state, frames, first_frame_id, per_pass=None):
+    def step_many(self, state, frames, first_frame_id, per_pass=None, detections=None):
         """Runs consecutive frames with ``state`` swapped in, the detector
         batched over them where the model allows (``can_batch_frames``),
         ``per_pass`` frames at a time (None: automatic, by input size; see
         ``mmtrack_compat.frames_per_pass``); returns (raw results, new state).
-        Other models step frame by frame."""
+        Other models step frame by frame. ``detections``: one (N, 5) array per
+        frame, for ``needs_detections``."""
+        detections = detections if detections is not None else [None] * len(frames)
         if not self.can_batch_frames or len(frames) < 2:
             results = []
             for i, frame in enumerate(frames):
-                result, state = self.step(state, frame, first_frame_id + i)
+                result, state = self.step(state, frame, first_frame_id + i, detections=detections[i])
                 results.append(result)
             return results, state
         with self.lock:
             self._state.swap_in(state)
             try:
-                batch = [self._prepare(frame, first_frame_id + i) for i, frame in enumerate(frames)]
+                batch = [self._prepare(frame, first_frame_id + i, detections=detections[i])
+                         for i, frame in enumerate(frames)]
                 results = compat.forward_batch(self.module, batch, per_pass)
             finally:
                 state = self._state.swap_out()
@@ -85,6 +97,9 @@ def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
     ``init_cfg`` names a local file."""
     cfg = compat.load_config(config, cfg_options)
     task = compat.detect_task(cfg)
+    compat.test_pipeline(cfg)          # a base config fails here, before the slow build
+    for note in compat.adapt_for_inference(cfg):
+        warnings.warn(note)
     with warnings.catch_warnings():
         # mmcv/mmdet deprecation chatter, not the user's concern
         warnings.filterwarnings('ignore', category=DeprecationWarning)

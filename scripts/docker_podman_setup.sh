@@ -3,7 +3,13 @@
 # `make docker-test`: podman (rootful, runc, cgroupfs) from Debian, and a local
 # Debian bookworm base image made by debootstrap from Debian's mirror and
 # `podman import` (no image is pulled from a registry). Idempotent: a second
-# run only checks and returns in seconds.
+# run only checks and returns in seconds. Podman's image storage
+# (/var/lib/containers/storage) and the base image stay on the machine, so later
+# builds reuse their cached layers.
+#
+# Exit status 77 (printed with the reason): podman cannot be had or cannot run
+# a container on this machine (not root, no apt-get, apt-get failed, or a
+# container does not start): `.ci/run` then skips the image test.
 #
 #   BASE_IMAGE     name of the local base image (default localhost/mmtrack-serve-base:bookworm)
 #   DEBIAN_MIRROR  where debootstrap fetches from (default http://deb.debian.org/debian)
@@ -16,6 +22,7 @@ CONF=/etc/containers/containers.conf
 MARK="# mmtrack-serve: written by scripts/docker_podman_setup.sh"
 
 say() { echo "docker-setup: $*"; }
+unable() { echo "docker-setup: cannot test the image here: $*" >&2; exit 77; }
 
 # -- 1. podman, runc and debootstrap from Debian --------------------------------
 missing=()
@@ -24,13 +31,17 @@ for tool in podman runc debootstrap; do
 done
 if ((${#missing[@]})); then
   if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    echo "docker-setup: missing ${missing[*]}; install podman, runc and debootstrap (as root: apt-get install podman runc debootstrap)" >&2
-    exit 1
+    unable "missing ${missing[*]}; install podman, runc and debootstrap (Debian, as root: apt-get install podman runc debootstrap)"
   fi
   say "installing ${missing[*]} from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    podman runc debootstrap uidmap iptables ca-certificates >/dev/null
+  log="$(mktemp)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+         --no-install-recommends podman runc debootstrap uidmap iptables ca-certificates; } >"$log" 2>&1; then
+    tail -5 "$log" >&2
+    rm -f "$log"
+    unable "apt-get could not install ${missing[*]} (above)"
+  fi
+  rm -f "$log"
 fi
 
 # -- 2. containers.conf: runc, cgroupfs, explicit ulimits ----------------------
@@ -75,22 +86,33 @@ fi
 
 # overlay where the kernel allows it, else vfs (slower, bigger, always works)
 if ! podman info >/dev/null 2>&1; then
+  [[ "$(id -u)" -eq 0 ]] || unable "podman does not start for uid $(id -u): $(podman info 2>&1 | tail -1)"
   say "podman does not start with the default storage; trying vfs"
   mkdir -p /etc/containers
   if [[ ! -f /etc/containers/storage.conf ]]; then
     printf '%s\n[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
       "$MARK" > /etc/containers/storage.conf
   fi
-  podman info >/dev/null
+  podman info >/dev/null 2>&1 || unable "podman does not start, with overlay or vfs storage: $(podman info 2>&1 | tail -1)"
 fi
 say "podman $(podman version --format '{{.Client.Version}}'), storage $(podman info --format '{{.Store.GraphDriverName}}')"
+
+# a container must start (user namespaces, cgroups, seccomp, mounts); checked
+# on the base image once it is there
+runs() {
+  local out
+  out="$(podman run --rm --network none "$BASE_IMAGE" true 2>&1)" \
+    || unable "podman cannot start a container on this machine: $(tail -1 <<< "$out")"
+  say "a container starts on $BASE_IMAGE"
+}
 
 # -- 3. the local base image ---------------------------------------------------
 if podman image exists "$BASE_IMAGE"; then
   say "base image $BASE_IMAGE exists"
+  runs
   exit 0
 fi
-[[ "$(id -u)" -eq 0 ]] || { echo "docker-setup: debootstrap needs root" >&2; exit 1; }
+[[ "$(id -u)" -eq 0 ]] || unable "the base image $BASE_IMAGE is missing and debootstrap needs root"
 say "making $BASE_IMAGE: debootstrap $SUITE from $DEBIAN_MIRROR (2-4 minutes)"
 ROOTFS="$(mktemp -d /var/tmp/mmtrack-serve-rootfs.XXXXXX)"
 trap 'rm -rf "$ROOTFS"' EXIT
@@ -121,3 +143,4 @@ tar -C "$ROOTFS" --numeric-owner -c . | podman import --quiet \
   --message "debootstrap --variant=minbase $SUITE $DEBIAN_MIRROR" \
   - "$BASE_IMAGE" >/dev/null
 say "made $BASE_IMAGE ($(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
+runs

@@ -2,11 +2,16 @@
 # `make docker-test`: the container image end to end on this machine, with no
 # Docker engine and no registry: podman, runc and debootstrap from Debian (as
 # root), a Debian bookworm base image made by debootstrap + `podman import`,
-# hadolint on the Dockerfile, the CPU image built on that base
-# (DOCKER_VARIANT=cpu: bookworm's python3 is 3.11), then tests/test_docker.py
-# against it: store mounted, ports on 127.0.0.1, a tiny model converted, a
-# video sent with curl, an H.264 mp4 back, token authorization checked, the
-# containers removed.
+# hadolint on the Dockerfiles, the CPU image built on that base
+# (DOCKER_VARIANT=cpu: bookworm's python3 is 3.11; the stack image first, then
+# the server image from docker/serve/), then tests/test_docker.py against it:
+# store mounted, ports on 127.0.0.1, a tiny model converted, a video sent with
+# curl, an H.264 mp4 back, token authorization checked, the containers
+# removed, and the README's `docker build -t mmtrack-serve:latest docker/serve/`.
+# Podman's storage, the base image and pip's cache mount stay on the machine:
+# a later run rebuilds only the layers whose inputs changed.
+#
+# Exits 77 when podman cannot be had or run here (scripts/docker_podman_setup.sh).
 #
 #   ENGINE=docker  use a running Docker engine instead (base: python:3.11-slim-bookworm)
 #   IMAGE          tag to build and test (default mmtrack-serve:latest)

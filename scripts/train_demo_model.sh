@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Retrains the demo model (about 15 minutes on 2 CPU cores) and publishes it to
-# ~/.cache/mmtrack-serve/demo-model/: synthetic worlds, training run and logs go to
-# work_dirs/demo_model (delete work_dirs/demo_model/work to train again).
+# `make demo-model`: retrains the demo model (about 15 minutes on 2 CPU cores),
+# publishes it into demo/ (the committed copy `make demo` serves) and prints its
+# held-out figures beside the ones committed before (demo/figures.json).
+# Synthetic worlds, training run and logs go to work_dirs/demo_model; a finished
+# training there is reused (delete work_dirs/demo_model/work to train again).
 # Extra arguments go to mmtrack_serve.training.demo_model (see its --help).
 # On a machine busy with other work, OMP_NUM_THREADS=1 is much faster (see there).
 set -euo pipefail

@@ -92,6 +92,28 @@ def test_run_errors_are_one_line(case, words, tiny_files, tmp_path, video):
     assert_one_line_error(r, *words)
 
 
+def test_outputs_into_missing_folders_create_them(tiny_files, tmp_path, video):
+    config, ckpt = tiny_files['mot']
+    new = tmp_path / 'new' / 'deeper'
+    out, js, mot = new / 'o.mp4', new / 'json' / 'o.json', new / 'mot' / 'o.txt'
+    r = cli('run', config, '--checkpoint', ckpt, '--input', video, '--output', out, '--json', js,
+            '--mot', mot, '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert probe(out)['num_frames'] == 8
+    assert len(json.loads(js.read_text())['frames']) == 8 and mot.is_file()
+    # stream makes its folders before the first chunk goes out (here to no server at all)
+    folders = [tmp_path / 'stream' / name for name in ('video', 'json', 'mot')]
+    s = cli('stream', video, '--url', '127.0.0.1:9', '--model', 'tiny_mot', '--quiet',
+            '--output', folders[0] / 'o.mp4', '--json', folders[1] / 'o.json', '--mot', folders[2] / 'o.txt')
+    assert_one_line_error(s, 'cannot reach')
+    assert all(folder.is_dir() for folder in folders)
+    # a folder that cannot be made is a one-line error before the model loads
+    (tmp_path / 'a_file').write_text('')
+    bad = cli('run', config, '--input', video, '--json', tmp_path / 'a_file' / 'o.json')
+    assert_one_line_error(bad, 'cannot create output folder', 'a_file')
+    assert 'loaded' not in bad.stdout
+
+
 def test_converter_refuses_unsafe_names_and_overwrites(tiny_files, tmp_path):
     config, ckpt = tiny_files['mot']
     tool = 'mmtrack_serve.converters.mmtrack2torchserve'

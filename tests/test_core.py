@@ -194,3 +194,14 @@ def test_malloc_arenas_are_capped_on_glibc():
     import platform
     from mmtrack_serve.tuning import limit_malloc_arenas
     assert limit_malloc_arenas() is (platform.libc_ver()[0] == 'glibc')
+
+
+def test_default_score_thr_is_the_tasks(tiny_model, video):
+    """score_thr=None (every default) is MMTracking's: every object a MOT/VIS
+    tracker reports, 0.5 for VID detections."""
+    from mmtrack_serve.defaults import default_score_thr
+    assert [default_score_thr(t) for t in ('mot', 'vis', 'sot', 'vid')] == [0.0, 0.0, 0.0, 0.5]
+    model = tiny_model('mot')
+    assert model.session().score_thr == 0.0
+    assert track_video(model, video) == track_video(model, video, score_thr=0.0)
+    assert tiny_model('vid').session().score_thr == 0.5

@@ -3,15 +3,21 @@ runs it. A tiny MOT model converted with mmtrack2torchserve into a store on
 this machine, the store bind-mounted into the container, ports published on
 127.0.0.1, a video sent with curl, an H.264 mp4 back; token authorization on
 (a request without the inference key is refused) and switched off by
-TS_DISABLE_TOKEN_AUTH=true. Every container is removed afterwards.
+TS_DISABLE_TOKEN_AUTH=true. Every container is removed afterwards. And the
+README's (MMTracking's) build command as written, `docker build -t
+mmtrack-serve:latest docker/serve/` from the repository root (podman here):
+it builds the image `make docker` built, and without the staged source it
+stops in one line naming `make docker`.
 
 Runs only with MMTRACK_SERVE_DOCKER_TEST=1 and podman (or the engine named by
 MMTRACK_SERVE_DOCKER_ENGINE) on the PATH, against the image
 MMTRACK_SERVE_DOCKER_IMAGE (default mmtrack-serve:latest). `make docker-test`
-sets podman up, builds the image and runs this file.
+sets podman up, builds the image and runs this file (CI's `.ci/run` runs it
+where podman can be had).
 """
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -22,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from serving import free_port_base
+from conftest import REPO
+from mmtrack_serve.launcher import free_port_base
 
 ENGINE = os.environ.get('MMTRACK_SERVE_DOCKER_ENGINE', 'podman')
 IMAGE = os.environ.get('MMTRACK_SERVE_DOCKER_IMAGE', 'mmtrack-serve:latest')
@@ -105,11 +112,19 @@ class Container:
         return ['-H', f'Authorization: Bearer {self.keys[kind]}'] if kind in self.keys else []
 
 
+def no_healthcheck():
+    if ENGINE == 'podman' and not Path('/run/systemd/system').is_dir():
+        # podman runs HEALTHCHECKs through systemd timers; without systemd it
+        # only logs that it cannot (the check itself is tested through exec)
+        return ['--no-healthcheck']
+    return []
+
+
 @contextmanager
 def running_container(store, env=()):
     """`ENGINE run` of the image with the store mounted and the three ports on
     127.0.0.1; waits until tiny_mot has a READY worker; removes it after."""
-    base = free_port_base()
+    base = free_port_base(random.sample(range(20000, 40000, 10), 50))
     name = f'mmtrack-serve-test-{uuid.uuid4().hex[:8]}'
     container = Container(name, base)
     cmd = ['run', '-d', '--name', name,
@@ -118,11 +133,7 @@ def running_container(store, env=()):
            '--mount', f'type=bind,source={store},target={STORE_IN_CONTAINER}']
     for item in env:
         cmd += ['-e', item]
-    if ENGINE == 'podman' and not Path('/run/systemd/system').is_dir():
-        # podman runs HEALTHCHECKs through systemd timers; without systemd it
-        # only logs that it cannot (the check itself is tested through exec)
-        cmd.append('--no-healthcheck')
-    engine(*cmd, IMAGE)
+    engine(*cmd, *no_healthcheck(), IMAGE)
     try:
         wait_ready(container, auth=not any(e.startswith('TS_DISABLE_TOKEN_AUTH=true') for e in env))
         yield container
@@ -223,3 +234,57 @@ def test_token_authorization_can_be_switched_off(store, video, tmp_path):
                                   f'{open_server.inference}/predictions/tiny_mot')
         assert code == 200 and content_type == 'video/mp4'
         assert probe(out)['codec'] == 'h264'
+
+
+def build(context, tag):
+    """`ENGINE build -t TAG CONTEXT` from the repository root, nothing added."""
+    return subprocess.run([ENGINE, 'build', '-t', tag, str(context)], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800)
+
+
+def config(image):
+    found = json.loads(engine('image', 'inspect', image).stdout)[0]
+    return found['Config'], found.get('HealthCheck')
+
+
+def contents(image):
+    """What the image runs: the installed Python packages, this package's
+    files, the entrypoint, health check and server config, with their sums."""
+    script = ('cd /opt/venv/lib/python3.11/site-packages && '
+              'find mmtrack_serve -name "*.py" | sort | xargs sha256sum && '
+              'sha256sum /usr/local/bin/mmtrack-serve-entrypoint /usr/local/bin/mmtrack-serve-healthcheck '
+              '/home/model-server/config.properties && /opt/venv/bin/python -m pip freeze --all')
+    result = engine('run', '--rm', '--network', 'none', *no_healthcheck(), '--entrypoint', '/bin/bash',
+                    image, '-c', script, timeout=300)
+    return result.stdout
+
+
+def test_readme_build_command_builds_the_image_make_docker_built():
+    # the README's command with another tag, so that the tested image stays
+    # the one `make docker` tagged
+    tag = 'localhost/mmtrack-serve-readme-check:latest'
+    result = build('docker/serve/', tag)
+    try:
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        (built, built_check), (made, made_check) = config(tag), config(IMAGE)
+        assert built == made
+        if ENGINE != 'podman':
+            # podman's default OCI format drops HEALTHCHECK; `make docker`
+            # builds with --format docker, as docs/docker.md tells podman users
+            assert built_check == made_check
+        listed = contents(tag)
+        assert 'mmtrack_serve/handlers/mmtrack_handler.py' in listed and '\nmmtrack-serve @ ' in listed
+        assert listed == contents(IMAGE)
+    finally:
+        engine('rmi', tag, check=False)
+
+
+def test_build_without_staged_source_fails_in_one_line(tmp_path):
+    context = tmp_path / 'serve'
+    shutil.copytree(REPO / 'docker' / 'serve', context,
+                    ignore=shutil.ignore_patterns('mmtrack-serve-src.tar.gz'))
+    result = build(context, 'localhost/mmtrack-serve-unstaged-check:latest')
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    said = [line for line in output.splitlines() if 'mmtrack-serve-src.tar.gz' in line]
+    assert len(said) == 1 and '`make docker`' in said[0], output[-4000:]

@@ -149,3 +149,37 @@ def make_tiny_deepsort_parts(folder, seed=0):
     save_checkpoint(model.module.detector, str(det))
     save_checkpoint(model.module.reid, str(reid))
     return cfg, det, reid
+
+
+# MMTracking's public-detection SORT: the detector's RoI head re-scores the boxes
+# supplied with the video (MOTChallenge det.txt) instead of its RPN's proposals.
+# The public pipeline is LoadImageFromFile, LoadDetections, MultiScaleFlipAug.
+TINY_PUBLIC = ('sort_faster-rcnn_fpn_4e_mot17-public-half', {
+    'model.detector.init_cfg': None,
+    'model.detector.backbone.depth': 18,
+    'model.detector.backbone.base_channels': 16,
+    'model.detector.backbone.init_cfg': None,
+    'model.detector.neck.in_channels': [16, 32, 64, 128],
+    'model.detector.neck.out_channels': 32,
+    **TINY_RCNN_HEADS,
+    'model.detector.test_cfg.rcnn.max_per_img': 100,    # every supplied box may survive
+    'model.tracker.obj_score_thr': 0.0,
+    'data.test.pipeline.2.img_scale': (192, 108),
+})
+
+
+def make_tiny_public(folder, seed=0):
+    """The tiny public-detection SORT saved as (config.py, checkpoint.pth); the
+    config keeps the wheel config's name, for messages that name it."""
+    from mmcv.runner import save_checkpoint
+    from mmtrack_serve.mmtrack_compat import load_config, record_source
+    from mmtrack_serve.models import load_model
+    torch.manual_seed(seed)
+    name, options = TINY_PUBLIC
+    cfg = load_config(name, options)
+    record_source(cfg)
+    model = load_model(cfg)
+    config, ckpt = folder / 'tiny_public.py', folder / 'tiny_public.pth'
+    save_checkpoint(model.module, str(ckpt), meta={'CLASSES': tuple(model.classes)})
+    cfg.dump(str(config))
+    return config, ckpt

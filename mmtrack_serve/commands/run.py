@@ -2,7 +2,9 @@
 import time
 from pathlib import Path
 
+from ..defaults import SCORE_THR_HELP
 from ..errors import InputError
+from . import make_output_folders
 
 
 
@@ -13,9 +15,12 @@ def add_arguments(p):
     p.add_argument('--output', help='annotated H.264 mp4 to write')
     p.add_argument('--json', help='results as JSON')
     p.add_argument('--mot', help='results as MOTChallenge txt')
-    p.add_argument('--score-thr', type=float, default=0.5, help='drop objects scored below (default 0.5)')
+    p.add_argument('--score-thr', type=float, default=None, help=SCORE_THR_HELP)
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda:0'")
     p.add_argument('--init-bbox', help='SOT: the target in the first frame, x1,y1,x2,y2 pixels')
+    p.add_argument('--detections', metavar='DET_TXT',
+                   help='public-detection MOT configs (*-public*): the boxes supplied with the '
+                        'video, as MOTChallenge det.txt (frame,id,x,y,w,h,score; frames from 1)')
     p.add_argument('--fps', type=float, help='frame rate of a frame folder (default 30) or override')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
                    help='override config settings, e.g. model.tracker.match_iou_thr=0.3')
@@ -28,6 +33,7 @@ def add_arguments(p):
 
 def main(args):
     from ..api import save_results, track_video
+    from ..detections import read_det_txt
     from ..mmtrack_compat import parse_cfg_options
     from ..models import load_model
     from ..video import VideoReader
@@ -36,11 +42,10 @@ def main(args):
         raise InputError(f'--detector-batch must be 1 or more, got {args.detector_batch}')
     if not (args.output or args.json or args.mot):
         raise InputError('nothing to write: give --output, --json and/or --mot')
-    for path in (args.output, args.json, args.mot):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise InputError(f'output folder does not exist: {Path(path).parent}')
+    make_output_folders(args.output, args.json, args.mot)
     # Check the input before the slow model load.
     VideoReader(args.input).close()
+    detections = read_det_txt(Path(args.detections)) if args.detections else None
     cfg_options = parse_cfg_options(args.cfg_options)
     model = load_model(args.config, args.checkpoint, args.device, cfg_options)
     print(f'loaded {model.task.upper()} model {model.module.__class__.__name__} on {args.device} '
@@ -48,7 +53,7 @@ def main(args):
     start = time.perf_counter()
     results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
                           init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet,
-                          detector_batch=args.detector_batch)
+                          detector_batch=args.detector_batch, detections=detections)
     seconds = time.perf_counter() - start
     save_results(results, args.json, args.mot)
     n = results['video']['num_frames']

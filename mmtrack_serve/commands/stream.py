@@ -15,7 +15,9 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 
+from ..defaults import SCORE_THR_HELP
 from ..errors import InputError, MMTrackServeError
+from . import make_output_folders
 
 HEADER_ID, HEADER_START, HEADER_END = ('ts_request_sequence_id', 'ts_request_sequence_start',
                                        'ts_request_sequence_end')
@@ -30,8 +32,12 @@ def add_arguments(p):
     p.add_argument('--output', help='annotated H.264 mp4 of the whole stream, drawn here from the results')
     p.add_argument('--json', help='joined results as JSON (the whole-video schema)')
     p.add_argument('--mot', help='joined results as MOTChallenge txt')
-    p.add_argument('--score-thr', type=float, default=0.5, help='drop objects scored below (default 0.5)')
+    p.add_argument('--score-thr', type=float, default=None, help=SCORE_THR_HELP)
     p.add_argument('--init-bbox', help='SOT: the target in the first frame, x1,y1,x2,y2 pixels')
+    p.add_argument('--detections', metavar='DET_TXT',
+                   help='public-detection MOT models: the video\'s boxes as MOTChallenge det.txt; '
+                        'each chunk is sent with its frames\' lines (as multipart: the chunk as '
+                        'field "data", its lines as field "detections")')
     p.add_argument('--sequence-id', help='sequence id (default: a new random one)')
     p.add_argument('--chunk-codec', choices=('lossless', 'h264'), default='lossless',
                    help='lossless (default: results equal the whole video sent at once) or h264 '
@@ -47,11 +53,13 @@ def main(args):
 
     if args.chunk_frames < 1:
         raise InputError(f'--chunk-frames must be 1 or more, got {args.chunk_frames}')
-    if not 0.0 <= args.score_thr <= 1.0:
+    if args.score_thr is not None and not 0.0 <= args.score_thr <= 1.0:
         raise InputError(f'--score-thr must be between 0 and 1, got {args.score_thr}')
-    for path in (args.output, args.json, args.mot):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise InputError(f'output folder does not exist: {Path(path).parent}')
+    make_output_folders(args.output, args.json, args.mot)
+    det_lines = None
+    if args.detections:
+        from ..detections import det_txt_lines
+        det_lines = det_txt_lines(Path(args.detections))   # checked before anything is sent
     url = f'{normalise_url(args.url)}/predictions/{args.model}'
     seq_id = args.sequence_id or f'mmtrack-serve-stream-{uuid.uuid4().hex[:16]}'
     start = time.perf_counter()
@@ -63,7 +71,9 @@ def main(args):
         try:
             for frames, last in _chunks(reader, args.chunk_frames):
                 body = _encode(frames, reader.fps, args.chunk_codec)
-                answer = streamer.send(body, len(frames), last)
+                detections = None if det_lines is None else \
+                    _chunk_det_txt(det_lines, len(streamer.frames), len(frames))
+                answer = streamer.send(body, len(frames), last, detections)
                 if writer is not None:
                     _draw(writer, frames, answer['frames'])
                 bar.update(len(frames))
@@ -104,16 +114,24 @@ class _Streamer:
         self.task = self.classes = None
         self.open = False
 
-    def send(self, body, num_frames, last):
-        headers = {'Content-Type': 'application/octet-stream', 'output': 'json',
-                   'score_thr': str(self.args.score_thr), HEADER_ID: self.seq_id}
+    def send(self, body, num_frames, last, detections=None):
+        """Posts one chunk (with its det.txt lines as multipart, when given)."""
+        headers = {'Content-Type': 'application/octet-stream', 'output': 'json', HEADER_ID: self.seq_id}
+        if self.args.score_thr is not None:
+            headers['score_thr'] = str(self.args.score_thr)
         if self.chunks == 0:
             headers[HEADER_START] = 'true'
             if self.args.init_bbox:
                 headers['init_bbox'] = self.args.init_bbox
         if last:
             headers[HEADER_END] = 'true'
-        answer = self._post(body, headers)
+        files = None
+        if detections is not None:
+            # multipart: requests sets its own Content-Type with the boundary
+            del headers['Content-Type']
+            files = {'data': ('chunk.mp4', body, 'application/octet-stream'),
+                     'detections': ('det.txt', detections.encode(), 'text/plain')}
+        answer = self._post(body, headers, files)
         self.open = not last
         if answer.get('restarted'):
             raise MMTrackServeError(f'the server restarted sequence {self.seq_id} at chunk '
@@ -138,11 +156,16 @@ class _Streamer:
                 pass
             self.open = False
 
-    def _post(self, body, headers):
+    def _post(self, body, headers, files=None):
         import requests
         from ..client import error_message
         try:
-            response = self.http.post(self.url, data=body, headers=headers, timeout=self.args.timeout)
+            if files is not None:
+                response = self.http.post(self.url, files=files, headers=headers,
+                                          timeout=self.args.timeout)
+            else:
+                response = self.http.post(self.url, data=body, headers=headers,
+                                          timeout=self.args.timeout)
         except requests.RequestException as e:
             raise MMTrackServeError(f'cannot reach {self.args.url}: {e}') from None
         if response.status_code != 200:
@@ -166,6 +189,16 @@ def _chunks(frames, size):
             pending = pending[size:]
     if pending:
         yield pending, True
+
+
+def _chunk_det_txt(det_lines, first, count):
+    """The det.txt lines of frames ``first`` .. ``first + count - 1`` (0-based),
+    as written: their frame numbers stay the sequence's. A chunk whose frames
+    have no box still says it has detections (none): a comment line, as an
+    empty form field may not reach the handler."""
+    lines = [line for i in range(first, first + count) for line in det_lines.get(i, ())]
+    return ''.join(f'{line}\n' for line in lines) or \
+        f'# no detections in frames {first + 1}-{first + count}\n'
 
 
 def _encode(frames, fps, codec):

@@ -4,10 +4,13 @@ video tracked on in that sequence's session. A thin adapter over the core sessio
 
 Whole video: the raw body (``curl -T video.mp4``, ``--data-binary``) or a
 multipart form field (``-F data=@video.mp4``). Options as headers or form fields
-(TorchServe 0.12 drops query parameters): ``score_thr`` (0..1, default 0.5),
-``output`` (mp4, json or mot; default mp4), ``init_bbox=x1,y1,x2,y2`` (SOT). Bad
-input gets HTTP 400 with ``{"code": 400, "type": ..., "message": ...}``; the
-worker stays up. Each request gets a private temporary directory (never the
+(TorchServe 0.12 drops query parameters): ``score_thr`` (0..1, default the
+task's: 0 for MOT/VIS/SOT, 0.5 for VID; ``mmtrack_serve.defaults``),
+``output`` (mp4, json or mot; default mp4), ``init_bbox=x1,y1,x2,y2`` (SOT);
+public-detection MOT models take the video's boxes as a multipart field
+``detections`` (MOTChallenge det.txt; for a chunk, frames numbered as in the
+whole sequence). Bad input gets HTTP 400 with ``{"code": 400, "type": ...,
+"message": ...}``; the worker stays up. Each request gets a private temporary directory (never the
 working directory), removed on success and on every error path, and a new
 session, so tracker state never leaks between requests.
 
@@ -29,13 +32,15 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from mmtrack_serve import mmtrack_compat
 from mmtrack_serve.api import track_video
+from mmtrack_serve.detections import for_frame
 from mmtrack_serve.drawing import draw_objects
 from mmtrack_serve.errors import InputError, MMTrackServeError
 from mmtrack_serve.models import load_model
 from mmtrack_serve.handlers import sequences as seqs
-from mmtrack_serve.handlers.video_request import (DEFAULT_SCORE_THR, OUTPUT_TYPES, find_body,
-                                                  find_option, parse_output, parse_request,
-                                                  parse_score_thr)
+from mmtrack_serve.handlers.video_request import (OUTPUT_TYPES, find_body,
+                                                  find_option, parse_detections, parse_output,
+                                                  parse_request, parse_score_thr)
+from mmtrack_serve.session import check_detections_given
 from mmtrack_serve.results import mot_lines, results_json
 from mmtrack_serve.tuning import limit_malloc_arenas
 from mmtrack_serve.video import VideoWriter
@@ -146,6 +151,7 @@ class MMTrackHandler(BaseHandler):
         results = track_video(self.model, video_request.video_path, output=output,
                               score_thr=video_request.score_thr, init_bbox=video_request.init_bbox,
                               source_name='the uploaded video', detector_batch=self.detector_batch,
+                              detections=video_request.detections,
                               # an mp4 answer needs no per-frame results (a few KB a frame)
                               keep_frames=video_request.output != 'mp4')
         return results, output
@@ -208,17 +214,20 @@ class MMTrackHandler(BaseHandler):
             if self.sequences is None:
                 raise seqs.StreamingUnavailable(self.no_streaming_reason)
             output = parse_output(find_option(request, headers, 'output') or 'json')
-            score_thr = find_option(request, headers, 'score_thr')
-            score_thr = None if score_thr in (None, '') else parse_score_thr(score_thr)
+            score_thr = parse_score_thr(find_option(request, headers, 'score_thr'))
             init_bbox = find_option(request, headers, 'init_bbox') or None
             body = find_body(request)
             chunk = seqs.read_chunk(body) if body else None
             if chunk is None and not sequence.end:
                 raise InputError('no chunk in the request: send a short video or one image as '
                                  'the body, or only ts_request_sequence_end: true to end the sequence')
+            # public detections: frame numbers are the sequence's (1-based across chunks)
+            detections = parse_detections(request)
+            if chunk is not None:
+                check_detections_given(self.model, detections is not None)
             seq, restart_reason = self._open_sequence(sequence, score_thr, init_bbox, chunk)
             try:
-                result, body_out = self._track_chunk(seq, chunk, score_thr, output)
+                result, body_out = self._track_chunk(seq, chunk, score_thr, output, detections)
             except BaseException as e:
                 self._chunk_failed(seq, e)
                 raise
@@ -297,12 +306,13 @@ class MMTrackHandler(BaseHandler):
     def _new_sequence(self, seq_id, score_thr, init_bbox):
         """A session for a new sequence; registered once its first chunk is tracked."""
         self.sequences.check_room()
-        score_thr = DEFAULT_SCORE_THR if score_thr is None else score_thr
         session = self.model.session(init_bbox=init_bbox, score_thr=score_thr)
-        return seqs.Sequence(seq_id, session, score_thr, init_bbox, last_used=time.monotonic())
+        return seqs.Sequence(seq_id, session, session.score_thr, init_bbox,
+                             last_used=time.monotonic())
 
-    def _track_chunk(self, seq, chunk, score_thr, output):
-        """Steps the chunk's frames; returns (results dict of this chunk, mp4 bytes or None)."""
+    def _track_chunk(self, seq, chunk, score_thr, output, detections=None):
+        """Steps the chunk's frames; returns (results dict of this chunk, mp4 bytes or None).
+        ``detections``: ``{sequence frame_id: (N, 5)}`` for a public-detection model."""
         session = seq.session
         if score_thr is not None:
             session.score_thr = score_thr
@@ -316,7 +326,8 @@ class MMTrackHandler(BaseHandler):
             writer = VideoWriter(Path(workdir) / 'chunk.mp4', width, height, fps) if workdir else None
             try:
                 for frame in (chunk.frames() if chunk is not None else ()):
-                    result = session.step(frame)
+                    boxes = None if detections is None else for_frame(detections, session.frame_id)
+                    result = session.step(frame, boxes)
                     frames.append(result.to_json())
                     if writer is not None:
                         writer.write(draw_objects(frame, result.objects))

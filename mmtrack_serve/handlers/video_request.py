@@ -7,21 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from mmtrack_serve.detections import read_det_txt
 from mmtrack_serve.errors import InputError
 
 OUTPUT_TYPES = {'mp4': 'video/mp4', 'json': 'application/json', 'mot': 'text/plain'}
 # form fields and body keys that may carry the video, in order of preference
 BODY_KEYS = ('data', 'body', 'file', 'video')
 OPTION_KEYS = ('score_thr', 'output', 'init_bbox')
-DEFAULT_SCORE_THR = 0.5
+# the multipart field with a public-detection model's boxes (MOTChallenge det.txt)
+DETECTIONS_KEY = 'detections'
 
 
 @dataclass
 class VideoRequest:
     video_path: Path
-    score_thr: float
+    score_thr: Optional[float]     # None: the task's default (mmtrack_serve.defaults)
     output: str
     init_bbox: Optional[str]
+    detections: Optional[dict] = None   # {frame_id: (N, 5)}, from the det.txt sent
 
 
 def parse_request(request, headers, video_path):
@@ -35,8 +38,22 @@ def parse_request(request, headers, video_path):
     options = {key: find_option(request, headers, key) for key in OPTION_KEYS}
     score_thr = parse_score_thr(options['score_thr'])
     output = parse_output(options['output'])
+    detections = parse_detections(request)
     Path(video_path).write_bytes(body)
-    return VideoRequest(Path(video_path), score_thr, output, options['init_bbox'] or None)
+    return VideoRequest(Path(video_path), score_thr, output, options['init_bbox'] or None,
+                        detections)
+
+
+def parse_detections(request):
+    """The ``detections`` form field (det.txt content) read, or None when not sent."""
+    value = request.get(DETECTIONS_KEY)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.encode('utf-8')     # content, never a path on the server
+    if not isinstance(value, (bytes, bytearray)):
+        raise InputError('the detections field must be MOTChallenge det.txt text')
+    return read_det_txt(bytes(value), name='the detections field')
 
 
 def find_body(request):
@@ -61,8 +78,9 @@ def find_option(request, headers, key):
 
 
 def parse_score_thr(value):
+    """The threshold sent, or None (not sent: the task's default)."""
     if value is None or value == '':
-        return DEFAULT_SCORE_THR
+        return None
     try:
         thr = float(value)
     except ValueError:

@@ -1,8 +1,13 @@
 """The demo model, end to end: synthesize the world, train ByteTrack on a tiny
 YOLOX, publish the stripped checkpoint, and score it on held-out videos.
 
-    python -m mmtrack_serve.training.demo_model --cache-dir ~/.cache/mmtrack-serve-demo \\
-        --out ~/.cache/mmtrack-serve/demo-model/bytetrack_yolox_tiny_synthetic
+    make demo-model        # = scripts/train_demo_model.sh
+    python -m mmtrack_serve.training.demo_model --cache-dir work_dirs/demo_model \\
+        [--out demo/bytetrack_yolox_tiny_synthetic]
+
+The published model (``OUT-HASH.pth``, ``OUT.py``) and its held-out figures
+(``figures.json``) are committed in the repo's ``demo/``; a retrain prints its
+figures beside the ones published before.
 
 Held-out videos come from another world seed than the training ones, and are
 tracked as a user would: their H.264 mp4 through ``api.track_video``, scored
@@ -17,7 +22,7 @@ threads spin-wait for each other when they do not each get a core, and an
 iteration took 5-10 s with 2 threads where it took 1.3 s with 1.
 """
 import argparse
-import os
+import json
 import shutil
 import sys
 import time
@@ -25,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parent / 'configs' / 'bytetrack_yolox_tiny_synthetic.py'
-# Published outside the repo (a 9 MB binary does not belong in git): trained
-# once per machine by `make demo`, then reused.
-DEFAULT_OUT = (Path(os.environ.get('MMTRACK_SERVE_CACHE', Path.home() / '.cache' / 'mmtrack-serve'))
-               / 'demo-model' / CONFIG.stem)
+# Committed (8.7 MiB), so that `make demo` on a fresh clone trains nothing;
+# `make demo-model` retrains it into the same place.
+DEMO_DIR = Path(__file__).resolve().parents[2] / 'demo'
+DEFAULT_OUT = DEMO_DIR / CONFIG.stem
+# Beside the published files: the held-out figures they were published with.
+FIGURES_FILE = 'figures.json'
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ def train_once(work_dir, train_dir, val_dir, seed=0, cfg_options=None, config=CO
     from .train import latest_checkpoint, train
     done = Path(work_dir) / 'TRAINED'
     if done.is_file():
+        print(f'reusing the finished training in {work_dir} (delete it to train again)', flush=True)
         return latest_checkpoint(work_dir)
     options = data_options(train_dir, val_dir)
     options.update(cfg_options or {})
@@ -104,7 +112,18 @@ def publish(checkpoint, out_prefix, config=CONFIG):
     return published, config_copy
 
 
-def evaluate_heldout(config, checkpoint, world_dir, score_thr=0.0):
+def published_model(out_prefix=DEFAULT_OUT):
+    """(config, checkpoint) of the published demo model at ``out_prefix``."""
+    from ..errors import ConfigError
+    config = Path(f'{out_prefix}.py')
+    checkpoints = sorted(config.parent.glob(f'{config.stem}-*.pth'))
+    if not config.is_file() or not checkpoints:
+        raise ConfigError(f'no demo model in {config.parent} ({config.name} and {config.stem}-HASH.pth): '
+                          '`make demo-model` trains one (about 15 minutes on 2 cores)')
+    return config, checkpoints[-1]
+
+
+def evaluate_heldout(config, checkpoint, world_dir, score_thr=None):
     """``(metrics, ms_per_frame)``: MOT metrics of every video in
     ``world_dir/videos`` (see ``mot_metrics.evaluate_mot``), and the mean time
     per frame of ``track_video`` (decoding included)."""
@@ -139,9 +158,9 @@ def add_arguments(parser):
     parser.add_argument('--out', default=str(DEFAULT_OUT),
                         help='published files: OUT-HASH.pth and OUT.py (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='training seed (default: 0)')
-    parser.add_argument('--score-thr', type=float, default=0.0,
-                        help='score threshold of the evaluated tracks (default: 0, every box '
-                             'ByteTrack outputs, as MMTracking evaluates)')
+    parser.add_argument('--score-thr', type=float, default=None,
+                        help='score threshold of the evaluated tracks (default: the served '
+                             'default, 0: every box ByteTrack outputs, as MMTracking evaluates)')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                         help='override config entries for the training')
 
@@ -161,6 +180,8 @@ def main(args):
                             cfg_options=parse_cfg_options(args.cfg_options))
     print(f'trained in {(time.perf_counter() - start) / 60:.1f} min: {checkpoint}', flush=True)
 
+    figures_path = Path(args.out).parent / FIGURES_FILE
+    before = json.loads(figures_path.read_text()) if figures_path.is_file() else None
     published, config = publish(checkpoint, args.out)
     print(f'published {published} ({published.stat().st_size / 2 ** 20:.1f} MiB), '
           f'config {config}', flush=True)
@@ -168,7 +189,37 @@ def main(args):
     metrics, ms_per_frame = evaluate_heldout(config, published, heldout_dir, args.score_thr)
     print(format_table(metrics))
     print(f'{ms_per_frame:.1f} ms per frame (decoding included)')
+    figures = heldout_figures(metrics, published)
+    figures_path.write_text(json.dumps(figures, indent=2) + '\n')
+    print(compare_figures(before, figures))
+    print(f'figures: {figures_path}')
     return 0
+
+
+def heldout_figures(metrics, checkpoint):
+    """What `make demo-model` records beside the published model."""
+    videos = {k: v for k, v in metrics.items() if k != 'OVERALL'}
+    worst = min(videos, key=lambda k: videos[k]['MOTA'])
+    return {'checkpoint': Path(checkpoint).name,
+            'heldout': f'{HELDOUT_WORLD.videos} videos of {HELDOUT_WORLD.frames} frames, world seed '
+                       f'{HELDOUT_WORLD.seed}',
+            'MOTA': round(float(metrics['OVERALL']['MOTA']), 4),
+            'IDF1': round(float(metrics['OVERALL']['IDF1']), 4),
+            'worst_video': worst, 'worst_MOTA': round(float(videos[worst]['MOTA']), 4),
+            'MOTA_by_video': {k: round(float(v['MOTA']), 4) for k, v in videos.items()}}
+
+
+def compare_figures(before, after):
+    """The new held-out figures beside the ones published before."""
+    if before is None:
+        return 'no figures were published before this model'
+    rows = [f'{"":<12}{"before":>10}{"now":>10}{"change":>10}']
+    for key in ('MOTA', 'IDF1', 'worst_MOTA'):
+        old, new = before.get(key), after[key]
+        change = '' if old is None else f'{new - old:+.4f}'
+        rows.append(f'{key:<12}{"-" if old is None else f"{old:.4f}":>10}{new:>10.4f}{change:>10}')
+    rows.append(f'(before: {before.get("checkpoint")}, now: {after["checkpoint"]})')
+    return '\n'.join(rows)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,8 @@ One addition, a no-op for MOT15-style ground truth: rows whose confidence is 0
 MOT devkit. A result box the per-frame assignment pairs with one is dropped
 (neither TP nor FP), and the ignored rows are never counted as misses.
 """
+import math
+import re
 from pathlib import Path
 
 import motmetrics as mm
@@ -25,6 +27,11 @@ RATIO_METRICS = {'IDF1', 'IDP', 'IDR', 'Rcll', 'Prcn', 'MOTA'}
 
 _COLUMNS = ['X', 'Y', 'Width', 'Height', 'Confidence', 'ClassId', 'Visibility']
 _BOX = ['X', 'Y', 'Width', 'Height']
+# How motmetrics' MOTChallenge reader splits a line (``sep``, with
+# ``skipinitialspace``), and how many columns it reads: frame, id and the box
+# are needed, conf, class, visibility and one unused column may follow.
+_FIELD_SEPARATOR = re.compile(r'\s*,\s*|\s+')
+_MIN_FIELDS, _MAX_FIELDS = 6, 10
 
 
 def evaluate_mot(gt_by_seq, res_by_seq, iou_thr=0.5):
@@ -133,12 +140,56 @@ def as_mot_frame(data):
 def _load_txt(path):
     if not path.is_file():
         raise InputError(f'MOT txt file not found: {path}')
-    if not path.read_text().strip():
+    if not check_mot_txt(path):
         return _frame_from_array(np.zeros((0, 6)))
     try:
         return mm.io.loadtxt(str(path), fmt='mot15-2D')
     except (ValueError, pd.errors.ParserError) as e:
         raise InputError(f'{path} is not a MOTChallenge txt file: {e}') from e
+
+
+def check_mot_txt(path):
+    """Number of rows of a MOTChallenge txt file; InputError naming the first bad line.
+
+    motmetrics' reader takes anything pandas does: a binary file fails deep in
+    a decoder, a word in a number column in its arithmetic, and a short row
+    turns silently into NaN boxes. Each line is checked as the reader splits it
+    (its ``\\s+|\\t+|,`` separators), so a user learns which line to fix.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode('utf-8-sig')  # a BOM is fine: pandas drops it too
+    except UnicodeDecodeError as e:
+        line = data.count(b'\n', 0, e.start) + 1
+        raise InputError(f'{path}, line {line}: not a MOTChallenge txt file '
+                         f'(binary data: byte 0x{data[e.start]:02x} is not text)') from None
+    rows = 0
+    for number, line in enumerate(text.split('\n'), 1):  # not splitlines: \f etc. are no lines
+        if not line.strip():
+            continue  # pandas skips blank lines
+        problem = _mot_line_problem(line)
+        if problem:
+            shown = line if len(line) <= 60 else line[:57] + '...'
+            raise InputError(f'{path}, line {number}: not a MOTChallenge txt line, {problem}: '
+                             f'{shown!r} (expected frame,id,x,y,w,h[,conf,class,visibility,unused])')
+        rows += 1
+    return rows
+
+
+def _mot_line_problem(line):
+    fields = _FIELD_SEPARATOR.split(line.strip())
+    if not _MIN_FIELDS <= len(fields) <= _MAX_FIELDS:
+        return f'{len(fields)} fields where {_MIN_FIELDS} to {_MAX_FIELDS} are read'
+    for index, field in enumerate(fields):
+        if not field and index >= _MIN_FIELDS:
+            continue  # an empty optional column is read as missing
+        try:
+            value = float(field)
+        except ValueError:
+            return f'field {index + 1} is not a number'
+        if index < _MIN_FIELDS and not math.isfinite(value):
+            return f'field {index + 1} is not a finite number'
+    return None
 
 
 def _frame_from_array(rows):

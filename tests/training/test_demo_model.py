@@ -1,6 +1,8 @@
-"""The published demo model (demo_model.DEFAULT_OUT, in the cache) still tracks the
-synthetic world: a few of its held-out videos, as `demo_model` scores them."""
-import pytest
+"""The committed demo model (demo/, demo_model.published_model) still tracks the
+synthetic world: a few of its held-out videos, as `demo_model` scores them,
+and its published figures (demo/figures.json) name this checkpoint."""
+import json
+
 import torch
 
 from mmtrack_serve.training import demo_model
@@ -12,16 +14,11 @@ VIDEOS = 3
 MIN_MOTA = 0.85
 
 
-def shipped_model():
-    config = demo_model.DEFAULT_OUT.with_suffix('.py')
-    checkpoints = sorted(config.parent.glob(f'{config.stem}-*.pth'))
-    if not config.is_file() or not checkpoints:
-        pytest.skip(f'no demo model in {config.parent}')
-    return config, checkpoints[-1]
-
-
-def test_shipped_demo_model_tracks_heldout_videos(tmp_path):
-    config, checkpoint = shipped_model()
+def test_committed_demo_model_tracks_heldout_videos(tmp_path):
+    config, checkpoint = demo_model.published_model()
+    figures = json.loads((config.parent / demo_model.FIGURES_FILE).read_text())
+    assert figures['checkpoint'] == checkpoint.name
+    assert checkpoint.stat().st_size <= 10 * 2**20
     world = demo_model.HELDOUT_WORLD
     write_synthetic_dataset(tmp_path, VIDEOS, seed=world.seed,
                             config=SynthConfig(frames=world.frames))
@@ -32,3 +29,5 @@ def test_shipped_demo_model_tracks_heldout_videos(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert metrics['OVERALL']['MOTA'] >= MIN_MOTA, metrics
+    for name, mota in list(figures['MOTA_by_video'].items())[:VIDEOS]:
+        assert abs(metrics[name]['MOTA'] - mota) < 1e-6, (name, metrics[name]['MOTA'], mota)

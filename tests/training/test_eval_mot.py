@@ -1,5 +1,8 @@
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +66,32 @@ def test_cli_missing_gt_dir(tmp_path, capsys):
     rc = cli.main(['eval-mot', '--gt-dir', str(tmp_path / 'nope'), '--res-dir', str(tmp_path)])
     assert rc == 1
     assert 'ground-truth folder not found' in capsys.readouterr().err
+
+
+# The installed command, as a user runs it (beside this interpreter in .venv/bin).
+MMTRACK_SERVE = Path(sys.executable).with_name('mmtrack-serve')
+
+
+@pytest.mark.parametrize('broken, line, content', [
+    ('res', 1, b'\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom\xa8\xff\x10\x00'),  # an mp4
+    ('res', 3, b'1,1,10,20,30,40,1,-1,-1,-1\n\n1,2,abc,20,30,40,1,-1,-1,-1\n'),
+    ('res', 2, b'1,1,10,20,30,40,1,-1,-1,-1\r\n1,2,10\r\n'),           # a short row
+    ('gt', 2, b'1,1,10,20,30,40,1,1,1\n\xff\xfe1\x002\x00\n'),           # UTF-16 pasted in
+])
+def test_cli_bad_txt_file_is_one_line_naming_file_and_line(tmp_path, broken, line, content):
+    good = b'1,1,10,20,30,40,1,1,1\n2,1,12,20,30,40,1,1,1\n'
+    files = {'gt': tmp_path / 'gt' / 'SEQ' / 'gt' / 'gt.txt', 'res': tmp_path / 'res' / 'SEQ.txt'}
+    for name, path in files.items():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content if name == broken else good)
+    r = subprocess.run([str(MMTRACK_SERVE), 'eval-mot', '--gt-dir', str(tmp_path / 'gt'),
+                        '--res-dir', str(tmp_path / 'res')], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert 'Traceback' not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f'{files[broken]}, line {line}:' in lines[0], lines[0]
+    assert 'OVERALL' not in r.stdout
 
 
 def _track(track_id, frames, x0, dx=2.0, size=(40, 60), conf=1):

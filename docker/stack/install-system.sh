@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run by docker/serve/Dockerfile as root: the system part of the image.
+# Run by docker/stack/Dockerfile as root: the system part of the image.
 #   install-system.sh build    Python 3.11 with headers and a C++ compiler (builds mmcv-full)
 #   install-system.sh runtime  Python 3.11, Java 17, tini, the model-server user
 # Python 3.11 comes from the base image where it has one (python:3.11-*

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build stage of docker/serve/Dockerfile: puts one mmcv-full 1.7.2 wheel for
+# Build stage of docker/stack/Dockerfile: puts one mmcv-full 1.7.2 wheel for
 # CPython 3.11 in $1, from the first source that has one:
-#   1. docker/serve/wheels/mmcv_full-1.7.2-cp311-*.whl in the build context
+#   1. docker/stack/wheels/mmcv_full-1.7.2-cp311-*.whl in the build context
 #      (`make docker` copies the one `make setup` built, when there is one);
 #   2. the MMCV_FIND_LINKS build arg (OpenMMLab's index for a torch/CUDA pair,
 #      or any find-links page), prebuilt wheels only;
@@ -10,14 +10,14 @@
 #      MMCV_CUDA is auto or 1, take much longer).
 set -euo pipefail
 OUT="${1:?usage: build-mmcv.sh OUT_DIR}"
-# shellcheck source=docker/serve/common.sh
+# shellcheck source=docker/stack/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 mkdir -p "$OUT"
 
 shopt -s nullglob
 given=("$WHEELS"/mmcv_full-1.7.2-cp311-*.whl)
 if ((${#given[@]})); then
-  echo "mmcv-full: using ${given[0]##*/} from docker/serve/wheels"
+  echo "mmcv-full: using ${given[0]##*/} from docker/stack/wheels"
   cp "${given[0]}" "$OUT/"
   exit 0
 fi
