@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmtrack-serve-setup
 PYTEST_ARGS ?=
 
-.PHONY: setup java demo demo-model test test-fast lint clean
+.PHONY: setup java demo demo-model test test-fast clean
 
 setup: java
 	@bash scripts/setup_env.sh
@@ -45,7 +45,7 @@ bench: setup
 
 # Every tracking config in the mmtrack wheel, random weights: load, 3 frames,
 # checkpoint, mmtrack2torchserve, served once; one row each in MODEL_ZOO.md
-# (opt-in, about 40 minutes on 2 cores; ZOO_ARGS="--only bytetrack" for some).
+# (opt-in, about 1.5 hours on 2 cores; ZOO_ARGS="--only bytetrack" for some).
 .PHONY: zoo
 zoo: setup
 	$(PY) scripts/model_zoo.py $(ZOO_ARGS)

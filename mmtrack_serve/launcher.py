@@ -26,6 +26,9 @@ from .errors import MMTrackServeError
 
 DEFAULT_LIMIT_BYTES = 1 << 30          # 1 GiB request and response
 DEFAULT_RESPONSE_TIMEOUT_S = 3600
+# TorchServe's workers listen on unix sockets TMPDIR/.ts.sock.PORT (TMPDIR is
+# the run dir's tmp/); Linux cuts such a path at 107 bytes and the worker dies.
+UNIX_SOCKET_PATH_MAX = 107
 
 
 def ports_free(base, host='127.0.0.1'):
@@ -123,6 +126,7 @@ class Server:
         return str(exe) if exe.exists() else shutil.which('torchserve') or 'torchserve'
 
     def start(self, model_store, foreground=False):
+        self._check_socket_path()
         config = self.run_dir / 'config.properties'
         cmd = [self._torchserve(), '--start', '--ts-config', str(config),
                '--model-store', str(Path(model_store).resolve()), '--ncs']
@@ -136,6 +140,14 @@ class Server:
             raise MMTrackServeError(f'torchserve did not start (exit {proc.returncode}); '
                                     f'see {self.run_dir / "torchserve.out"}')
         return 0
+
+    def _check_socket_path(self):
+        socket = self.run_dir.resolve() / 'tmp' / '.ts.sock.65535'
+        if len(os.fsencode(str(socket))) > UNIX_SOCKET_PATH_MAX:
+            raise MMTrackServeError(
+                f'the run dir {self.run_dir} is too long a path: TorchServe\'s worker sockets '
+                f'({socket.parent}/.ts.sock.PORT) must stay within {UNIX_SOCKET_PATH_MAX} bytes; '
+                'choose a shorter --run-dir (or XDG_STATE_HOME)')
 
     def stop(self, timeout=60):
         subprocess.run([self._torchserve(), '--stop'], env=self._env(),

@@ -126,6 +126,30 @@ def test_pipeline(cfg):
         + (f', e.g. {", ".join(children[:3])}' if children else ''))
 
 
+def check_runnable(cfg):
+    """ConfigError for configs that are not one model to run: a base config
+    (``test_pipeline``) or a hyper-parameter search config, whose tracker
+    settings are lists of values for mmtrack's ``mot_param_search.py`` to try
+    (it searches every list under ``model.tracker``)."""
+    test_pipeline(cfg)
+    searched = dict(_lists_in(cfg.model.get('tracker') or {}, 'model.tracker'))
+    if searched:
+        key, values = next(iter(searched.items()))
+        raise ConfigError(
+            f'{config_name(cfg)} is a hyper-parameter search config: '
+            + ', '.join(f'{k}={v}' for k, v in searched.items())
+            + f' are values to try, not one model; pick one each, e.g. --cfg-options '
+            f'{key}={values[0]}, or use the config it searches around')
+
+
+def _lists_in(node, prefix):
+    for key, value in node.items():
+        if isinstance(value, list):
+            yield f'{prefix}.{key}', value
+        elif isinstance(value, dict):
+            yield from _lists_in(value, f'{prefix}.{key}')
+
+
 def _configs_based_on(name):
     """Wheel configs whose ``_base_`` names ``name``.py directly."""
     root = configs_root()

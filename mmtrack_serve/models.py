@@ -97,7 +97,7 @@ def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
     ``init_cfg`` names a local file."""
     cfg = compat.load_config(config, cfg_options)
     task = compat.detect_task(cfg)
-    compat.test_pipeline(cfg)          # a base config fails here, before the slow build
+    compat.check_runnable(cfg)         # a base or search config fails here, before the slow build
     for note in compat.adapt_for_inference(cfg):
         warnings.warn(note)
     with warnings.catch_warnings():

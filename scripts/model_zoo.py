@@ -18,7 +18,8 @@ error; anything else is a raw Python error, marked **bug** in the table.
 
     python scripts/model_zoo.py [--only PATTERN ...] [--output MODEL_ZOO.md] [--work-dir DIR]
 
-About 40 minutes on 2 CPU cores for all configs.
+About 1.5 hours on 2 CPU cores for all 62 (30-175 s a config measured; the
+VID ones are the slowest).
 """
 import argparse
 import contextlib

@@ -127,3 +127,16 @@ def test_converter_refuses_unsafe_names_and_overwrites(tiny_files, tmp_path):
     assert_one_line_error(again, 'exists', '--force')
     forced = cli(config, ckpt, '--output-folder', tmp_path, '--model-name', 'm', '-f', tool=tool)
     assert forced.returncode == 0
+
+
+def test_serve_with_a_run_dir_too_long_for_worker_sockets_is_one_line(tmp_path):
+    """TorchServe's workers listen on sockets in the run dir; past Linux's 107
+    bytes they die at start with 'AF_UNIX path too long'."""
+    store = tmp_path / 'store'
+    store.mkdir()
+    (store / 'm.mar').write_bytes(b'')
+    run_dir = tmp_path / ('r' * 100)
+    r = cli('serve', '--model-store', store, '--run-dir', run_dir, '--port-base', '39990')
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert 'too long a path' in lines[0] and 'shorter --run-dir' in lines[0]

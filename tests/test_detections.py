@@ -215,6 +215,20 @@ def test_a_base_config_is_a_config_error_naming_full_ones():
     assert 'qdtrack_faster-rcnn_r50_fpn_4e_mot17-private-half' in message
 
 
+def test_a_search_config_is_a_config_error_naming_its_lists():
+    """mmtrack's hyper-parameter search configs hold lists of values to try
+    under model.tracker; the tracker itself takes one (a raw TypeError before)."""
+    from mmtrack_serve.models import load_model
+    search = 'tracktor_faster-rcnn_r50_fpn_4e_mot17-public-half_search'
+    with pytest.raises(ConfigError) as error:
+        load_model(search)
+    message = str(error.value)
+    assert 'hyper-parameter search config' in message and '\n' not in message
+    assert 'model.tracker.obj_score_thr=[0.4, 0.5, 0.6]' in message
+    with pytest.raises(ConfigError, match='defines no test pipeline'):
+        load_model(BASE)            # the base-config check still comes first for those
+
+
 def test_vot2018_tracks_in_ope_mode_without_the_vot_toolkit(tmp_path, video):
     """SiamRPN++'s VOT mode is an evaluation protocol (re-initialised from each
     frame's ground truth, overlaps from the vot toolkit); a video to track runs

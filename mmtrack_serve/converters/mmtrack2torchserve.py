@@ -92,7 +92,7 @@ def convert(config, checkpoint, output_folder, model_name, model_version='1.0', 
         raise InputError(f'no such checkpoint: {checkpoint}')
     cfg = compat.load_config(config, cfg_options)
     task = compat.detect_task(cfg)
-    compat.test_pipeline(cfg)          # a base config cannot be served: say so now
+    compat.check_runnable(cfg)         # a base or search config cannot be served: say so now
     compat.record_source(cfg)          # the bundled config.py keeps its name for messages
 
     with tempfile.TemporaryDirectory(prefix='mmtrack2torchserve-') as staging:
