@@ -30,4 +30,4 @@ def test_committed_demo_model_tracks_heldout_videos(tmp_path):
         torch.set_num_threads(threads)
     assert metrics['OVERALL']['MOTA'] >= MIN_MOTA, metrics
     for name, mota in list(figures['MOTA_by_video'].items())[:VIDEOS]:
-        assert abs(metrics[name]['MOTA'] - mota) < 1e-6, (name, metrics[name]['MOTA'], mota)
+        assert abs(metrics[name]['MOTA'] - mota) <= 5e-5, (name, metrics[name]['MOTA'], mota)  # rounded
