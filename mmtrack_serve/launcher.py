@@ -102,8 +102,11 @@ def write_config(run_dir, model_store, models, port_base=8080, host='127.0.0.1',
 class Server:
     """A TorchServe process bound to ``run_dir``."""
 
-    def __init__(self, run_dir, port_base=8080, host='127.0.0.1'):
+    def __init__(self, run_dir, port_base=8080, host='127.0.0.1', env=None):
+        """``env``: variables set for TorchServe and its workers beside this
+        process's own (e.g. a dead proxy in tests, so nothing is downloaded)."""
         self.run_dir = Path(run_dir)
+        self.extra_env = dict(env or {})
         self.port_base = port_base
         self.host = '127.0.0.1' if host in ('0.0.0.0', '::') else host
         self.inference_url = f'http://{self.host}:{port_base}'
@@ -112,7 +115,7 @@ class Server:
         self.log_dir = self.run_dir / 'logs'
 
     def _env(self):
-        env = dict(os.environ)
+        env = dict(os.environ, **self.extra_env)
         tmp = self.run_dir / 'tmp'
         tmp.mkdir(parents=True, exist_ok=True)
         env.update(TMPDIR=str(tmp), LOG_LOCATION=str(self.log_dir),

@@ -28,7 +28,6 @@ import fnmatch
 import gc
 import io
 import json
-import os
 import random
 import shlex
 import shutil
@@ -293,18 +292,10 @@ class ZooServer:
         base = free_port_base(random.sample(range(20000, 40000, 10), 50))
         run_dir = self.work / 'server'
         write_config(run_dir, self.store, [], base)
-        server = Server(run_dir, base)
         # a worker that tries to download anything meets a dead proxy
-        saved = {k: os.environ.get(k) for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')}
-        os.environ.update({k: 'http://127.0.0.1:9' for k in saved})
-        try:
-            server.start(self.store)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        server = Server(run_dir, base, env={k: 'http://127.0.0.1:9' for k in
+                                            ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')})
+        server.start(self.store)
         deadline = time.time() + SERVER_START_S
         while not server.ping():
             if time.time() > deadline:

@@ -3,7 +3,6 @@
 1080p demo clip as a frame folder, MMTracking's own ``inference_mot`` run on
 those frames, and a comparison that lets track ids differ in value but not in
 how they link objects across frames."""
-import os
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -46,22 +45,6 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextmanager
-def environ(**values):
-    """``os.environ`` with ``values`` set, put back after (e.g. around a
-    server's start, whose workers inherit it)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def sequence_names():

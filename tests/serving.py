@@ -1,6 +1,5 @@
 """Helpers for tests against a real TorchServe: free ports, a server fixture
 factory, and HTTP calls as curl makes them."""
-import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,23 +12,18 @@ from mmtrack_serve.launcher import Server, free_port_base, write_config
 DEAD_PROXY = 'http://127.0.0.1:9'
 
 
+NO_NETWORK = {k: DEAD_PROXY for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')}
+
+
 @contextmanager
-def running_server(store, run_dir, models=None, workers=1, limit_bytes=None):
-    """Starts TorchServe on ``store`` with no network for its workers; stops it after."""
+def running_server(store, run_dir, models=None, workers=1, limit_bytes=None, env=None):
+    """Starts TorchServe on ``store`` with no network for its workers (and
+    ``env`` set for them); stops it after."""
     base = free_port_base(random.sample(range(20000, 40000, 10), 50))
     kwargs = {'limit_bytes': limit_bytes} if limit_bytes else {}
     write_config(run_dir, store, models or [], base, workers=workers, **kwargs)
-    server = Server(run_dir, base)
-    saved = {k: os.environ.get(k) for k in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')}
-    os.environ.update({k: DEAD_PROXY for k in saved})
-    try:
-        server.start(store)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    server = Server(run_dir, base, env=dict(NO_NETWORK, **(env or {})))
+    server.start(store)
     try:
         server.wait_ready(timeout=300)
         yield server

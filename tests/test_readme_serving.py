@@ -19,7 +19,7 @@ from mmtrack_serve.launcher import Server, ports_free
 from mmtrack_serve.parity import compare
 from real_weights import (CHECKPOINT, CONFIG, DEMO_MP4, MISSING, QUIET_OMP, SKIP_REASON, assert_mot_equal,
                           one_torch_thread)
-from serving import DEAD_PROXY
+from serving import NO_NETWORK
 
 pytestmark = [
     pytest.mark.server,
@@ -86,8 +86,7 @@ def bash_env(state_home):
     # loopback goes direct, anything else hits a dead proxy; OpenMP threads that
     # do not spin on a busy machine (real_weights.QUIET_OMP; results do not change)
     env.update(XDG_STATE_HOME=str(state_home), no_proxy='127.0.0.1,localhost',
-               NO_PROXY='127.0.0.1,localhost', http_proxy=DEAD_PROXY, https_proxy=DEAD_PROXY,
-               HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, **QUIET_OMP)
+               NO_PROXY='127.0.0.1,localhost', **NO_NETWORK, **QUIET_OMP)
     env.pop('VIRTUAL_ENV', None)
     return env
 

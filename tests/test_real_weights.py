@@ -8,7 +8,6 @@ same frames == the mp4 served as JSON and as MOT txt == the mp4 streamed in
 chunks; ``test_torchserve.py`` agrees; and the default keeps ByteTrack's
 low-score continuations of a track, which the old 0.5 default cut.
 """
-import contextlib
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 from conftest import REPO
 from mmtrack_serve.parity import compare
 from real_weights import (CHECKPOINT, CONFIG, MISSING, QUIET_OMP, SKIP_REASON, assert_mot_equal,
-                          build_material, decode, environ, image_paths, inference_mot_results,
+                          build_material, decode, image_paths, inference_mot_results,
                           match_tracks, mmtrack_model, one_torch_thread, sequence_names)
 from serving import put, running_server
 
@@ -89,9 +88,7 @@ def server(tmp_path_factory):
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     store = tmp_path_factory.mktemp('real_store')
     convert(str(CONFIG), str(CHECKPOINT), store, MODEL)
-    with contextlib.ExitStack() as stack:
-        with environ(**QUIET_OMP):      # the workers inherit it
-            server = stack.enter_context(running_server(store, tmp_path_factory.mktemp('real_run')))
+    with running_server(store, tmp_path_factory.mktemp('real_run'), env=QUIET_OMP) as server:
         yield server
 
 
