@@ -321,7 +321,8 @@ def serve_once(server, mar, row, inputs):
     start = time.perf_counter()
     r = requests.post(f'{server.management_url}/models',
                       params={'url': mar.name, 'initial_workers': 1, 'synchronous': 'false'},
-                      timeout=60)
+                      # TorchServe unpacks the .mar (hundreds of MB for R50/R101) before answering
+                      timeout=REQUEST_S)
     if r.status_code not in (200, 202):
         raise MMTrackServeError(f'registration answered HTTP {r.status_code}: {_message(r)}')
     try:
