@@ -67,7 +67,7 @@ def batching_identity(model, video):
     """Detector batch 4 against frame by frame on the same video, compared
     as the parity check compares served and local results."""
     from mmtrack_serve.api import track_video
-    from mmtrack_serve.parity import compare
+    from mmtrack_serve.serving.parity import compare
     one = track_video(model, video, score_thr=0.0, detector_batch=1, background_io=False)
     four = track_video(model, video, score_thr=0.0, detector_batch=4)
     report = compare(four, one)

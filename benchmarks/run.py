@@ -63,7 +63,7 @@ def main(argv=None):
         log(f'wrote {args.output} from {args.from_json}')
         return 0
     started = time.time()
-    from mmtrack_serve.cli import quiet_warnings
+    from mmtrack_serve.quiet import quiet_warnings
     from mmtrack_serve.tuning import limit_malloc_arenas
     quiet_warnings()
     limit_malloc_arenas()        # as `mmtrack-serve run` and a served worker do
@@ -154,17 +154,18 @@ def served(results, models, demo_config, demo_checkpoint, real_config, real_chec
            video_long, video_throughput, clip, warmups, repeats, real_repeats, port_base):
     import served as srv
     from mmtrack_serve.converters.mmtrack2torchserve import convert
-    from mmtrack_serve.launcher import Server, free_port_base, write_config
+    from mmtrack_serve.serving.launcher import Server, free_port_base, write_config
     from mmtrack_serve.video import probe
 
     store = OUT / 'model_store'
     shutil.rmtree(store, ignore_errors=True)
     shutil.rmtree(OUT / 'server', ignore_errors=True)
     log(f'archives into {store}')
-    demo_args = (str(demo_config), str(demo_checkpoint), store)
     for name, (workers, threads) in THROUGHPUT_MODELS.items():
-        convert(*demo_args, name, force=True, workers=workers, torch_threads=threads)
-    convert(str(real_config), str(real_checkpoint), store, 'sort', force=True)
+        convert(str(demo_config), str(demo_checkpoint), output_folder=store, model_name=name,
+                force=True, workers=workers, torch_threads=threads)
+    convert(str(real_config), str(real_checkpoint), output_folder=store, model_name='sort',
+            force=True)
     srv.archive_baseline(demo_config, demo_checkpoint, store, 'demo_baseline')
     srv.archive_baseline(real_config, real_checkpoint, store, 'sort_baseline')
 

@@ -1,24 +1,37 @@
 """A whole video through a session: the few plain functions most users need."""
-import contextlib
-import itertools
+import os
 import warnings
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-from .background import BackgroundCalls, prefetched
-from .detections import for_frame, read_det_txt
-from .drawing import draw_objects
+from .detections import read_det_txt
 from .errors import InputError
+from .frame_loop import track_frames
 from .results import results_json, write_json, write_mot_txt
 from .video import VideoReader, VideoWriter
 
+if TYPE_CHECKING:
+    from .models import TrackingModel
+    from .session import TrackingSession
 
-def track_video(model, source, output=None, score_thr=None, init_bbox=None, fps=None,
-                progress=False, session=None, source_name=None, detector_batch=None,
-                background_io=True, keep_frames=True, detections=None):
+# x1,y1,x2,y2: as a string "x1,y1,x2,y2" or four numbers
+BBox = Union[str, Sequence[float]]
+
+
+def track_video(model: 'TrackingModel', source: Union[str, os.PathLike, bytes],
+                output: Optional[Union[str, os.PathLike]] = None, *,
+                score_thr: Optional[float] = None, init_bbox: Optional[BBox] = None,
+                fps: Optional[float] = None, progress: bool = False,
+                session: Optional['TrackingSession'] = None, source_name: Optional[str] = None,
+                detector_batch: Optional[int] = None, background_io: bool = True,
+                keep_frames: bool = True,
+                detections: Optional[Union[dict, str, os.PathLike]] = None) -> dict:
     """Tracks every frame of ``source`` (path, bytes or image folder).
 
     ``output``: the path to write the annotated H.264 mp4 to, or None.
     ``score_thr``: objects scored lower are dropped; None is the task's default
-    (``defaults.default_score_thr``: 0 for MOT/VIS/SOT, 0.5 for VID).
+    (``TaskType.default_score_thr``).
+    ``session``: a session to continue (default: a new one, with ``init_bbox``
+    and ``score_thr``).
     ``source_name`` stands for the source in error messages.
     ``detector_batch``: frames whose detector runs in one pass (MOT models; the
     results are those of frame by frame, see ``TrackingSession.step_many``);
@@ -39,27 +52,15 @@ def track_video(model, source, output=None, score_thr=None, init_bbox=None, fps=
         detections = read_det_txt(detections)
     session = session or model.session(init_bbox=init_bbox, score_thr=score_thr)
     with VideoReader(source, fps=fps, name=source_name) as reader:
-        frames, count = [], 0
         writer = VideoWriter(output, reader.width, reader.height, reader.fps) if output else None
+        bar = _progress(progress, reader.num_frames)
         try:
-            bar = _progress(progress, reader.num_frames)
-            decoded = prefetched(reader, depth=QUEUED_FRAMES) if background_io else iter(reader)
-            with contextlib.closing(decoded), _encoder(writer, background_io) as encode:
-                first = next(decoded, None)
-                # frames held at once: the queues and one batch, sized by the first frame
-                per_pass = 1 if first is None else model.frames_per_pass(first, detector_batch)
-                for batch in _batches(itertools.chain([first] if first is not None else [], decoded),
-                                      per_pass):
-                    boxes = None if detections is None else \
-                        [for_frame(detections, session.frame_id + i) for i in range(len(batch))]
-                    for frame, result in zip(batch, session.step_many(batch, per_pass, boxes)):
-                        if keep_frames:
-                            frames.append(result.to_json())
-                        encode(frame, result.objects)
-                    count += len(batch)
-                    bar.update(len(batch))
-            bar.close()
+            frames, count = track_frames(session, reader, writer=writer, detections=detections,
+                                         detector_batch=detector_batch,
+                                         background_io=background_io, keep_frames=keep_frames,
+                                         progress=bar)
         finally:
+            bar.close()
             if writer:
                 writer.close()
         if not count:
@@ -74,36 +75,6 @@ def track_video(model, source, output=None, score_thr=None, init_bbox=None, fps=
         warnings.warn(f'the detections name frames up to {max(detections) + 1}, the video has '
                       f'{session.frame_id}: is it the det.txt of this video?')
     return results_json(info, model.task, model.classes, frames)
-
-
-# Decoded frames waiting for the model, and annotated ones for the encoder.
-QUEUED_FRAMES = 4
-
-
-def _batches(frames, size):
-    batch = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-@contextlib.contextmanager
-def _encoder(writer, background):
-    """A function (frame, objects) that draws and writes, here or in a thread."""
-    def draw_and_write(frame, objects):
-        writer.write(draw_objects(frame, objects))
-
-    if writer is None:
-        yield lambda frame, objects: None
-    elif not background:
-        yield draw_and_write
-    else:
-        with BackgroundCalls(draw_and_write, depth=QUEUED_FRAMES) as calls:
-            yield calls.submit
 
 
 def save_results(results, json_path=None, mot_path=None):

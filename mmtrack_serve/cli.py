@@ -7,9 +7,9 @@ Each module defines ``add_arguments(parser)`` and ``main(args) -> int``.
 import argparse
 import importlib
 import sys
-import warnings
 
 from .errors import MMTrackServeError
+from .quiet import quiet_warnings
 from .tuning import limit_malloc_arenas
 
 # name: (module, one-line help)
@@ -50,13 +50,6 @@ def build_parser(load=None):
         if name == load:
             importlib.import_module(module).add_arguments(p)
     return parser
-
-
-def quiet_warnings():
-    """Our own warnings as one line each; the stack's deprecation chatter off."""
-    warnings.filterwarnings('ignore')
-    warnings.filterwarnings('default', module=r'mmtrack_serve(\.|$)')
-    warnings.formatwarning = lambda message, *args, **kwargs: f'warning: {message}\n'
 
 
 def main(argv=None):

@@ -1,7 +1,8 @@
 """Everything that depends on how mmtrack 0.14 works inside, in one place.
 
 - Configs: found by path or by the name of a config shipped in the mmtrack
-  wheel; the task type read from the model's class.
+  wheel; ``model_class`` finds the class ``model.type`` names, from which
+  ``tasks`` picks the task type.
 - Weights: mmtrack's ``init_model`` calls ``init_weights()`` first, which
   downloads every ``init_cfg`` URL. Here URLs are never fetched.
 - Per-video state: mmtrack keeps it inside the model (``model.tracker`` for
@@ -11,19 +12,21 @@
   step, so several videos can share one model.
 - Inputs: the ``inference_*`` functions rebuild the test pipeline on every frame
   and, on CPU, unwrap only ``img_metas`` from its DataContainers (SELSA then fails
-  with "'DataContainer' object is not subscriptable"). ``FramePreparer`` builds the
-  pipeline once and scatters the whole batch as MMDataParallel does.
+  with "'DataContainer' object is not subscriptable"). Here the pipeline is built
+  once (``compose``; each task type says which steps) and the whole batch is
+  scattered as MMDataParallel does (``collate_and_scatter``).
 - Batching: mmtrack's MOT models take one frame per forward. For the
   tracking-by-detection ones, ``forward_batch`` runs the detector's backbone and
   neck (``extract_feat``, most of the compute) over several frames at once, then
   each frame's own forward in order with its slice of those features handed in,
   so association stays sequential and mmtrack's own code decides the rest.
-- Outputs: per-class arrays turned into objects; non-finite boxes, which
-  random-weight SOT heads can produce, are dropped.
+- Outputs: per-class arrays, turned into objects by each task type; a SOT
+  box gone non-finite (random-weight heads) is not remembered
+  (``keep_finite_sot_box``).
 - Public detections: a "public" MOT config's test pipeline has a
   ``LoadDetections`` step, which reads ``results['detections']`` (one array per
   class) as the dataset puts it there from its ``detection_file``; the model
-  then takes those boxes (``public_bboxes``) as its proposals. ``FramePreparer``
+  then takes those boxes (``public_bboxes``) as its proposals. The MOT task type
   puts each frame's supplied boxes where the dataset would.
 - Inference only: configs whose test mode is an evaluation protocol (SiamRPN++'s
   VOT mode re-initialises the tracker from each frame's ground truth, and needs
@@ -36,15 +39,7 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .errors import ConfigError
-from .results import TrackedObject
-
-TASK_OF_PACKAGE = {'mot': 'mot', 'sot': 'sot', 'vid': 'vid', 'vis': 'vis'}
-# The online reference-frame buffer of mmtrack.apis.inference_vid.
-DEFAULT_REF_IMG_SAMPLER = dict(frame_stride=10, num_left_ref_imgs=10)
 
 
 # -- configs --------------------------------------------------------------------
@@ -71,16 +66,22 @@ def find_config(name):
                       f'see {root})')
 
 
-def load_config(config, cfg_options=None):
+def read_config(config):
+    """The config as written: a copy of an ``mmcv.Config``, or a file path or
+    wheel config name read (``find_config``); no options merged, nothing
+    checked. ConfigError in one line when the file cannot be read."""
     import mmcv
     if isinstance(config, mmcv.Config):
-        cfg = copy.deepcopy(config)
-    else:
-        path = find_config(str(config))
-        try:
-            cfg = mmcv.Config.fromfile(str(path))
-        except Exception as e:  # mmcv raises many kinds on a bad file
-            raise ConfigError(f'cannot read config {path}: {type(e).__name__}: {e}') from None
+        return copy.deepcopy(config)
+    path = find_config(str(config))
+    try:
+        return mmcv.Config.fromfile(str(path))
+    except Exception as e:  # mmcv raises many kinds on a bad file
+        raise ConfigError(f'cannot read config {path}: {type(e).__name__}: {e}') from None
+
+
+def load_config(config, cfg_options=None):
+    cfg = read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg or not isinstance(cfg.model, dict):
@@ -233,23 +234,22 @@ def parse_cfg_options(options):
     return namespace.cfg_options
 
 
-def detect_task(cfg):
-    """'mot', 'sot', 'vid' or 'vis', from the package that defines model.type."""
+def model_class(cfg):
+    """The class ``cfg.model.type`` names: an mmtrack model, else an mmdet
+    one (a plain detector config), else None."""
     from mmtrack.models import MODELS
     model_type = cfg.model.type
-    cls = MODELS.get(model_type) if isinstance(model_type, str) else None
-    package = cls.__module__.split('.')[2] if cls and cls.__module__.startswith('mmtrack.models.') else None
-    if package not in TASK_OF_PACKAGE:
-        raise ConfigError(
-            f"model type '{model_type}' is not an MMTracking video model "
-            '(expected MOT: ByteTrack, DeepSORT, Tracktor, QDTrack, OCSORT; SOT: SiamRPN, Stark; '
-            'VID: DFF, FGFA, SELSA; VIS: MaskTrackRCNN)')
-    return TASK_OF_PACKAGE[package]
+    if not isinstance(model_type, str):
+        return None
+    found = MODELS.get(model_type)
+    if found is None:
+        from mmdet.models import DETECTORS
+        found = DETECTORS.get(model_type)
+    return found
 
 
-def class_names(cfg, model, task):
-    if task == 'sot':
-        return ['target']
+def class_names(cfg, model):
+    """The model's class names: the checkpoint's, the config's, its dataset's, or class_<i>."""
     names = getattr(model, 'CLASSES', None) or getattr(getattr(model, 'detector', None), 'CLASSES', None)
     if names:
         return [str(n) for n in names]
@@ -359,35 +359,56 @@ def _is_url(path):
     return '://' in path
 
 
+def strip_unfetched(model_cfg, checkpoint=None):
+    """Drops, in place, the pretrained entries building would download: with a
+    checkpoint every one (the checkpoint holds the whole model); without one,
+    those that are not local files, with a warning. Returns the dropped ones."""
+    if checkpoint is not None:
+        return strip_pretrained(model_cfg)
+    skipped = strip_pretrained(model_cfg, keep=os.path.isfile)
+    if skipped:
+        warnings.warn(f'not downloading {len(skipped)} pretrained weight(s) named by the config '
+                      f'({", ".join(skipped)}): those parts have random weights')
+    return skipped
+
+
+def load_weights(model, checkpoint):
+    """Loads ``checkpoint`` into ``model`` (ConfigError in one line when it
+    cannot) and takes the class names its meta records."""
+    from mmcv.runner import load_checkpoint
+    try:
+        ckpt = _quietly(load_checkpoint, model, str(checkpoint), map_location='cpu')
+    except Exception as e:
+        raise ConfigError(f'cannot load checkpoint {checkpoint}: {type(e).__name__}: {e}') from None
+    classes = ckpt.get('meta', {}).get('CLASSES') if isinstance(ckpt, dict) else None
+    if classes:
+        model.CLASSES = classes
+
+
+def _build(model_cfg):
+    """An mmtrack model, or a plain mmdet detector (a config whose model.type
+    mmtrack does not register: mmtrack's registry does not fall back to mmdet's)."""
+    from mmtrack.models import MODELS
+    from mmtrack.models import build_model as mmtrack_build_model
+    if MODELS.get(model_cfg.get('type')) is not None:
+        return mmtrack_build_model(model_cfg)
+    from mmdet.models import build_detector
+    return build_detector(model_cfg)
+
+
 def build_model(cfg, checkpoint=None, device='cpu'):
     """The nn.Module, never downloading: with a checkpoint, every pretrained
     entry is dropped (the checkpoint holds the whole model); without one, only
     entries that are local files are loaded and the rest stay random."""
-    from mmcv.runner import load_checkpoint
-    from mmtrack.models import build_model as mmtrack_build_model
-
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise ConfigError(f'no such checkpoint: {checkpoint}')
-        strip_pretrained(cfg.model)
-    else:
-        skipped = strip_pretrained(cfg.model, keep=os.path.isfile)
-        loaded = list(pretrained_entries(cfg.model))
-        if skipped:
-            warnings.warn(f'not downloading {len(skipped)} pretrained weight(s) named by the config '
-                          f'({", ".join(skipped)}): those parts have random weights')
-        if not loaded:
-            warnings.warn('no checkpoint given: the model has random weights')
-    model = mmtrack_build_model(cfg.model)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ConfigError(f'no such checkpoint: {checkpoint}')
+    strip_unfetched(cfg.model, checkpoint)
+    if checkpoint is None and not list(pretrained_entries(cfg.model)):
+        warnings.warn('no checkpoint given: the model has random weights')
+    model = _build(cfg.model)
     _quietly(model.init_weights)
     if checkpoint is not None:
-        try:
-            ckpt = _quietly(load_checkpoint, model, str(checkpoint), map_location='cpu')
-        except Exception as e:
-            raise ConfigError(f'cannot load checkpoint {checkpoint}: {type(e).__name__}: {e}') from None
-        classes = ckpt.get('meta', {}).get('CLASSES') if isinstance(ckpt, dict) else None
-        if classes:
-            model.CLASSES = classes
+        load_weights(model, checkpoint)
     model.cfg = cfg
     model.to(device)
     model.eval()
@@ -440,69 +461,31 @@ class ModelState:
 
 
 # -- inputs ---------------------------------------------------------------------
-class FramePreparer:
-    """Turns a BGR frame into the model's input batch, as the matching
-    ``mmtrack.apis.inference_*`` does, with the test pipeline built once."""
+def compose(steps):
+    """The test pipeline (a list of step dicts) built once."""
+    from mmdet.datasets.pipelines import Compose
+    import mmtrack.datasets  # noqa: F401 - registers VideoCollect and the Seq* steps
+    return Compose(steps)
 
-    def __init__(self, model, task):
-        from mmdet.datasets.pipelines import Compose
-        import mmtrack.datasets  # noqa: F401 - registers VideoCollect and the Seq* steps
-        self.task = task
-        self.device = next(model.parameters()).device
-        self.needs_detections = needs_detections(model.cfg)
-        pipeline = copy.deepcopy(test_pipeline(model.cfg))
-        if task in ('mot', 'vis'):
-            pipeline[0].type = 'LoadImageFromWebcam'
-            self.pipeline = Compose(pipeline)
-        elif task == 'sot':
-            # drop LoadImageFromFile and LoadAnnotations
-            self.pipeline = Compose(pipeline[2:])
-        else:
-            self.multi_image = pipeline[0].type == 'LoadMultiImagesFromFile'
-            if pipeline[0].type not in ('LoadImageFromFile', 'LoadMultiImagesFromFile'):
-                raise ConfigError(f'unsupported VID loading step {pipeline[0].type}')
-            sampler = model.cfg.get('ref_img_sampler') or DEFAULT_REF_IMG_SAMPLER
-            self.frame_stride = sampler.get('frame_stride', DEFAULT_REF_IMG_SAMPLER['frame_stride'])
-            self.num_left_ref_imgs = sampler.get('num_left_ref_imgs',
-                                                 DEFAULT_REF_IMG_SAMPLER['num_left_ref_imgs'])
-            self.pipeline = Compose(pipeline[1:])
 
-    def __call__(self, frame, frame_id, init_bbox=None, detections=None):
-        """``detections``: this frame's public boxes, (N, 5) x1, y1, x2, y2,
-        score in frame pixels, for a model that ``needs_detections`` (None: none)."""
-        from mmcv.parallel import collate, scatter
-        if self.task in ('mot', 'vis'):
-            data = dict(img=frame, img_info=dict(frame_id=frame_id), img_prefix=None)
-            if self.needs_detections:
-                # as MOTChallengeDataset.prepare_results: one array per class
-                # (MOTChallenge's one, pedestrian); LoadDetections adds
-                # public_bboxes to bbox_fields, so Resize scales them with the image
-                boxes = np.zeros((0, 5), np.float32) if detections is None else detections
-                data.update(detections=[np.asarray(boxes, np.float32).reshape(-1, 5)],
-                            bbox_fields=[])
-        elif self.task == 'sot':
-            data = dict(img=frame.astype(np.float32), gt_bboxes=np.array(init_bbox, np.float32),
-                        img_info=dict(frame_id=frame_id))
-        else:
-            data = self._vid_data(frame, frame_id)
-        data = collate([self.pipeline(data)], samples_per_gpu=1)
-        target = [self.device.index or 0] if self.device.type == 'cuda' else [-1]
-        return scatter(data, target)[0]
+def webcam_pipeline(steps):
+    """``steps`` (a copy) with the first, loading step taking an array, as
+    ``inference_mot`` does."""
+    steps = copy.deepcopy(list(steps))
+    steps[0].type = 'LoadImageFromWebcam'
+    return steps
 
-    def _vid_data(self, frame, frame_id):
-        def one():
-            return dict(img=frame.astype(np.float32), img_info=dict(frame_id=frame_id))
-        if not self.multi_image:
-            return one()
-        data = [one()]
-        if frame_id == 0:
-            data += [one() for _ in range(self.num_left_ref_imgs)]
-        elif frame_id % self.frame_stride == 0:
-            data.append(one())
-        return data
+
+def collate_and_scatter(sample, device):
+    """One pipeline output as the model's input batch on ``device``."""
+    from mmcv.parallel import collate, scatter
+    data = collate([sample], samples_per_gpu=1)
+    target = [device.index or 0] if device.type == 'cuda' else [-1]
+    return scatter(data, target)[0]
 
 
 def forward(model, data):
+    import torch
     try:
         with torch.no_grad():
             return model(return_loss=False, rescale=True, **data)
@@ -511,16 +494,15 @@ def forward(model, data):
         raise ConfigError(f'the model needs a package that is not installed: {e}') from None
 
 
-def can_batch_frames(model, task):
-    """True for MOT models whose detector features can be computed ahead:
+def has_batchable_detector(model):
+    """True for models whose detector features can be computed ahead: MOT's
     ByteTrack, OC-SORT, SORT/DeepSORT, Tracktor and QDTrack all call
     ``detector.extract_feat(img)`` once per frame on the prepared image."""
-    return task == 'mot' and callable(getattr(getattr(model, 'detector', None), 'extract_feat', None))
+    return callable(getattr(getattr(model, 'detector', None), 'extract_feat', None))
 
 
-# Measured (BENCHMARKS.md): on 2 CPU cores four 320x256 inputs per pass ran
-# 1.3x faster than one at a time, while four 1088x608 inputs ran slower than
-# one; so automatic batching fills a pass up to this many input pixels.
+# Small inputs gain from sharing a pass, large ones lose (BENCHMARKS.md,
+# detector batch): automatic batching fills a pass up to this many input pixels.
 AUTO_BATCH_PIXELS = 400_000
 MAX_AUTO_BATCH = 8
 
@@ -535,23 +517,25 @@ def frames_per_pass(image, wanted=None):
 
 
 def forward_batch(model, batch, per_pass=None):
-    """The results of ``forward`` on each prepared frame of ``batch``, in
-    order, with the detector's features computed ``per_pass`` frames at a time
-    (None: ``frames_per_pass``'s automatic choice).
+    """(The results of ``forward`` on each prepared frame of ``batch``, in
+    order; the number of detector passes): the detector's features computed
+    ``per_pass`` frames at a time (None: ``frames_per_pass``'s automatic choice).
 
     Each frame's forward still runs in full; only its ``extract_feat`` call on
     that very image tensor returns the precomputed slice. Any other call (a
     model that extracts twice, or from another tensor) computes as usual, so a
     result can differ from frame-by-frame only by float rounding in the batched
-    convolutions (measured: < 1e-4 px on boxes, identical track ids).
+    convolutions (``tests/test_batching.py`` bounds it).
     """
+    import torch
     images = [data['img'][0] for data in batch]
     if not batch or len({tuple(i.shape) for i in images}) > 1:
-        return [forward(model, data) for data in batch]
+        return [forward(model, data) for data in batch], len(batch)
     size = frames_per_pass(images[0], per_pass)
-    results = []
+    results, passes = [], 0
     for start in range(0, len(batch), size):
         chunk, chunk_images = batch[start:start + size], images[start:start + size]
+        passes += 1
         if len(chunk) == 1:
             results.append(forward(model, chunk[0]))
             continue
@@ -561,10 +545,11 @@ def forward_batch(model, batch, per_pass=None):
         for i, data in enumerate(chunk):
             with _features_for(detector, chunk_images[i], _batch_slice(features, i)):
                 results.append(forward(model, data))
-    return results
+    return results, passes
 
 
 def _batch_slice(features, i):
+    import torch
     if isinstance(features, torch.Tensor):
         return features[i:i + 1]
     return type(features)(_batch_slice(f, i) for f in features)
@@ -588,43 +573,12 @@ def _features_for(detector, image, features):
 
 
 # -- outputs --------------------------------------------------------------------
-def to_objects(task, result, classes, score_thr, frame_shape):
-    """mmtrack's per-class result arrays as a list of TrackedObject."""
-    from mmtrack.core import results2outs
-    if task == 'sot':
-        box = np.asarray(result['track_bboxes'], dtype=np.float64).reshape(-1)
-        if box.size < 5 or not np.all(np.isfinite(box[:5])):
-            return []
-        return [TrackedObject(bbox=[float(v) for v in box[:4]], score=float(box[4]), label=0,
-                              class_name=classes[0], track_id=0)]
-    if task == 'vid':
-        outs = results2outs(bbox_results=result['det_bboxes'])
-        ids = [None] * len(outs['labels'])
-    elif task == 'mot':
-        outs = results2outs(bbox_results=result['track_bboxes'])
-        ids = outs['ids']
-    else:
-        outs = results2outs(bbox_results=result['track_bboxes'], mask_results=result['track_masks'],
-                            mask_shape=frame_shape[:2])
-        ids = outs['ids']
-    masks = outs.get('masks')
-    objects = []
-    for i, (box, label) in enumerate(zip(outs['bboxes'], outs['labels'])):
-        if not np.all(np.isfinite(box)) or box[4] < score_thr:
-            continue
-        objects.append(TrackedObject(
-            bbox=[float(v) for v in box[:4]], score=float(box[4]), label=int(label),
-            class_name=classes[label] if label < len(classes) else str(label),
-            track_id=None if ids[i] is None else int(ids[i]),
-            mask=None if masks is None else masks[i].astype(bool)))
-    return objects
-
-
 @contextlib.contextmanager
 def keep_finite_sot_box(model):
     """A SOT model whose remembered box went NaN (random-weight heads can do it)
     would track NaN forever; the last finite box is put back, and that frame
-    reports no object (see ``to_objects``)."""
+    reports no object (``tasks.sot``)."""
+    import torch
     memo = getattr(model, 'memo', None)
     before = getattr(memo, 'bbox', None)
     before = before.clone() if isinstance(before, torch.Tensor) else None

@@ -1,36 +1,43 @@
 """Loading a tracking model: ``load_model`` returns a ``TrackingModel``, the
-loaded mmtrack model plus what every session on it needs (task type, class
-names, the prepared input pipeline, the per-video state swapper)."""
+loaded mmtrack model plus what every session on it needs (its task type, which
+prepares frames and reads results; class names; the per-video state swapper)."""
 import threading
 import warnings
 
 from . import mmtrack_compat as compat
+from .tasks import TaskType, task_type_for
 
 
 class TrackingModel:
     """One loaded model. Sessions (``model.session()``) share it; their steps
-    run one at a time under ``lock``, each with its own state swapped in."""
+    run one at a time under ``lock``, each with its own state swapped in.
+    ``task_type`` (``tasks``) knows what differs between MOT, SOT, VID, VIS;
+    ``task`` is its name."""
 
-    def __init__(self, module, cfg, task, classes, device):
+    def __init__(self, module, cfg, task_type: TaskType, device):
         self.module = module
         self.cfg = cfg
-        self.task = task
-        self.classes = classes
+        self.task_type = task_type
+        self.task = task_type.name
+        self.classes = task_type.class_names()
         self.device = device
         self.lock = threading.Lock()
         self._state = compat.ModelState(module)
-        self._prepare = compat.FramePreparer(module, task)
-        self.can_batch_frames = compat.can_batch_frames(module, task)
+        self.can_batch_frames = task_type.can_batch_frames
         # a "public detections" config: each frame's boxes come with the video
-        self.needs_detections = self._prepare.needs_detections
+        self.needs_detections = task_type.needs_detections
+        # forward passes of the model's detector (one per frame, or one per
+        # batch where frames batch): what batching saves, for metrics and tests
+        self.detector_passes = 0
 
     def missing_detections_message(self):
         """What to do when a model that ``needs_detections`` got none (names
         the matching private-detection config)."""
         return compat.missing_detections_message(self.cfg)
 
-    def session(self, init_bbox=None, score_thr=None):
-        """A new TrackingSession; ``score_thr`` None is the task's default (``defaults``)."""
+    def session(self, *, init_bbox=None, score_thr=None):
+        """A new TrackingSession; ``score_thr`` None is the task's default
+        (``TaskType.default_score_thr``)."""
         from .session import TrackingSession
         return TrackingSession(self, init_bbox=init_bbox, score_thr=score_thr)
 
@@ -43,12 +50,9 @@ class TrackingModel:
         with self.lock:
             self._state.swap_in(state)
             try:
-                data = self._prepare(frame, frame_id, init_bbox, detections)
-                if self.task == 'sot':
-                    with compat.keep_finite_sot_box(self.module):
-                        result = compat.forward(self.module, data)
-                else:
-                    result = compat.forward(self.module, data)
+                data = self.task_type.prepare(frame, frame_id, init_bbox, detections)
+                result = self.task_type.forward(data)
+                self.detector_passes += 1
             finally:
                 state = self._state.swap_out()
         return result, state
@@ -62,7 +66,7 @@ class TrackingModel:
             return 1
         if wanted:
             return max(1, int(wanted))
-        image = self._prepare(frame, 0)['img'][0]
+        image = self.task_type.prepare(frame, 0)['img'][0]
         return compat.frames_per_pass(image)
 
     def step_many(self, state, frames, first_frame_id, per_pass=None, detections=None):
@@ -82,9 +86,10 @@ class TrackingModel:
         with self.lock:
             self._state.swap_in(state)
             try:
-                batch = [self._prepare(frame, first_frame_id + i, detections=detections[i])
+                batch = [self.task_type.prepare(frame, first_frame_id + i, detections=detections[i])
                          for i, frame in enumerate(frames)]
-                results = compat.forward_batch(self.module, batch, per_pass)
+                results, passes = compat.forward_batch(self.module, batch, per_pass)
+                self.detector_passes += passes
             finally:
                 state = self._state.swap_out()
         return results, state
@@ -96,7 +101,7 @@ def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
     checkpoint the model has random weights (with a warning), except parts whose
     ``init_cfg`` names a local file."""
     cfg = compat.load_config(config, cfg_options)
-    task = compat.detect_task(cfg)
+    task_type = task_type_for(cfg)
     compat.check_runnable(cfg)         # a base or search config fails here, before the slow build
     for note in compat.adapt_for_inference(cfg):
         warnings.warn(note)
@@ -105,5 +110,4 @@ def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*(deprecated|init_cfg|DeprecationWarning).*')
         module = compat.build_model(cfg, checkpoint, device)
-    classes = compat.class_names(cfg, module, task)
-    return TrackingModel(module, cfg, task, classes, device)
+    return TrackingModel(module, cfg, task_type(module, cfg), device)

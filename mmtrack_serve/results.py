@@ -3,13 +3,13 @@
 One JSON schema everywhere (CLI, server, parity check, streaming)::
 
     {"video": {"width", "height", "fps", "num_frames"},
-     "task": "mot" | "sot" | "vid" | "vis",
+     "task": "mot" | "sot" | "vid" | "vis" | "det"   (``tasks``),
      "classes": [...],
      "frames": [{"frame_id": 0,
                  "objects": [{"track_id", "label", "class_name",
                               "bbox": [x1, y1, x2, y2], "score"}]}]}
 
-``track_id`` is null for VID; VIS objects add ``mask`` as COCO RLE
+``track_id`` is null for VID and detection; VIS objects add ``mask`` as COCO RLE
 (``{"size": [h, w], "counts": str}``). MOTChallenge txt has one line per object:
 ``frame,id,x,y,w,h,score,-1,-1,-1`` with 1-based frames.
 """
@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
-
-TASKS = ('mot', 'sot', 'vid', 'vis')
-
 
 @dataclass
 class TrackedObject:
@@ -38,6 +35,14 @@ class TrackedObject:
             obj['mask'] = encode_mask(self.mask)
         return obj
 
+    @classmethod
+    def from_json(cls, obj):
+        """Back from ``to_json``'s dict (a mask decoded from its RLE)."""
+        mask = obj.get('mask')
+        return cls(bbox=list(obj['bbox']), score=obj['score'], label=obj['label'],
+                   class_name=obj['class_name'], track_id=obj.get('track_id'),
+                   mask=None if mask is None else decode_mask(mask))
+
 
 @dataclass
 class FrameResult:
@@ -46,6 +51,12 @@ class FrameResult:
 
     def to_json(self):
         return {'frame_id': self.frame_id, 'objects': [o.to_json() for o in self.objects]}
+
+    @classmethod
+    def from_json(cls, frame):
+        """Back from ``to_json``'s dict."""
+        return cls(frame_id=frame['frame_id'],
+                   objects=[TrackedObject.from_json(o) for o in frame['objects']])
 
 
 def encode_mask(mask):

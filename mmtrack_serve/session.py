@@ -7,10 +7,10 @@ threads are safe, but they take turns on the model rather than run in parallel
 (for parallelism, load one model per thread or process, as TorchServe workers do).
 """
 import math
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from . import mmtrack_compat as compat
 from .defaults import resolve_score_thr
 from .errors import InputError
 from .results import FrameResult
@@ -61,11 +61,15 @@ def frame_detections(boxes):
 
 
 class TrackingSession:
-    def __init__(self, model, init_bbox=None, score_thr=None):
+    def __init__(self, model, *, init_bbox: Optional[Union[str, Sequence[float]]] = None,
+                 score_thr: Optional[float] = None):
+        """``init_bbox``: the target in the first frame, for a task that
+        ``needs_init_bbox`` (SOT); ``score_thr``: None is the task's default."""
         self.model = model
+        self.task_type = model.task_type
         self.score_thr = resolve_score_thr(model.task, score_thr)
         self.init_bbox = None if init_bbox is None else parse_bbox(init_bbox)
-        if model.task == 'sot' and self.init_bbox is None:
+        if self.task_type.needs_init_bbox and self.init_bbox is None:
             raise InputError('single object tracking needs init_bbox=x1,y1,x2,y2 '
                              '(the target in the first frame, in pixels)')
         self.frame_id = 0
@@ -80,7 +84,7 @@ class TrackingSession:
         the frame's public boxes, (N, 5) x1, y1, x2, y2, score in its pixels,
         for a model that ``needs_detections`` (and for no other)."""
         check_detections_given(self.model, detections is not None)
-        if self.frame_id == 0 and self.init_bbox is not None and self.task == 'sot':
+        if self.frame_id == 0 and self.init_bbox is not None and self.task_type.needs_init_bbox:
             check_bbox_in_frame(self.init_bbox, frame.shape[1], frame.shape[0])
         boxes = None if detections is None else frame_detections(detections)
         raw, self._state = self.model.step(self._state, frame, self.frame_id, self.init_bbox, boxes)
@@ -97,7 +101,7 @@ class TrackingSession:
                 raise InputError(f'{len(frames)} frames came with {len(detections)} '
                                  'detection arrays: one per frame')
             detections = [frame_detections(d) for d in detections]
-        if self.task == 'sot' or len(frames) < 2 or per_pass == 1:
+        if not self.model.can_batch_frames or len(frames) < 2 or per_pass == 1:
             return [self.step(frame, None if detections is None else detections[i])
                     for i, frame in enumerate(frames)]
         raws, self._state = self.model.step_many(self._state, frames, self.frame_id, per_pass,
@@ -105,7 +109,7 @@ class TrackingSession:
         return [self._result(raw, frame.shape) for raw, frame in zip(raws, frames)]
 
     def _result(self, raw, shape):
-        objects = compat.to_objects(self.task, raw, self.model.classes, self.score_thr, shape)
+        objects = self.task_type.to_objects(raw, self.model.classes, self.score_thr, shape)
         result = FrameResult(frame_id=self.frame_id, objects=objects)
         self.frame_id += 1
         return result

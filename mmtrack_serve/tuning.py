@@ -3,9 +3,8 @@
 glibc gives each new thread its own malloc arena, up to 8 per core. Video
 frames decoded and encoded in the background threads of ``track_video`` (new
 ones for every video) then come from ever more arenas, and a long-lived
-process, a TorchServe worker above all, ran 10-25% slower for it: served /
-in-process 1.08-1.25 in five benchmark runs and probes, 0.91-0.99 in three
-probes with two arenas (the latest `make bench` figures: BENCHMARKS.md).
+process, a TorchServe worker above all, ran slower for it than the same code
+in a fresh process (the latest `make bench` figures: BENCHMARKS.md).
 """
 import ctypes
 import ctypes.util

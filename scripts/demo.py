@@ -36,14 +36,14 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmtrack_serve.cli import quiet_warnings
+    from mmtrack_serve.quiet import quiet_warnings
     quiet_warnings()
     import numpy as np
 
-    from mmtrack_serve.client import predict
+    from mmtrack_serve.serving.client import predict
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     from mmtrack_serve.errors import MMTrackServeError
-    from mmtrack_serve.launcher import Server, free_port_base, write_config
+    from mmtrack_serve.serving.launcher import Server, free_port_base, write_config
     from mmtrack_serve.training import demo_model as dm
     from mmtrack_serve.training.mot_metrics import evaluate_mot, find_gt_files, format_table
 
@@ -61,7 +61,7 @@ def main(argv=None):
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = out / 'model_store'
-    convert(str(config), str(checkpoint), store, MODEL_NAME, force=True)
+    convert(str(config), str(checkpoint), output_folder=store, model_name=MODEL_NAME, force=True)
 
     base = free_port_base([args.port] + list(range(18080, 19000, 10)))
     server = Server(out / 'server', base)

@@ -1,22 +1,92 @@
 #!/usr/bin/env bash
 # Prepares a machine without a Docker engine or registry access for
 # `make docker-test`: podman (rootful, runc, cgroupfs) from Debian, and a local
-# Debian bookworm base image made by debootstrap from Debian's mirror and
-# `podman import` (no image is pulled from a registry). Idempotent: a second
-# run only checks and returns in seconds. Podman's image storage
-# (/var/lib/containers/storage) and the base image stay on the machine, so later
-# builds reuse their cached layers.
+# Debian bookworm base image made by debootstrap (from the Debian mirror this
+# machine's apt uses) and `podman import` (no image is pulled from a registry).
+# Idempotent: a second run only checks and returns in seconds. Podman's image
+# storage (/var/lib/containers/storage) and the base image stay on the machine,
+# so later builds reuse their cached layers.
 #
 # Exit status 77 (printed with the reason): podman cannot be had or cannot run
 # a container on this machine (not root, no apt-get, apt-get failed, or a
 # container does not start): `.ci/run` then skips the image test.
 #
 #   BASE_IMAGE     name of the local base image (default localhost/mmtrack-serve-base:bookworm)
-#   DEBIAN_MIRROR  where debootstrap fetches from (default http://deb.debian.org/debian)
+#   DEBIAN_MIRROR  where debootstrap fetches from and the image's apt sources
+#                  point (default: the Debian mirror this machine's apt uses,
+#                  else http://deb.debian.org/debian)
+#   DEBIAN_SECURITY_MIRROR  the image's security source (default: this
+#                  machine's, else http://deb.debian.org/debian-security)
+#
+# `scripts/docker_podman_setup.sh --mirrors` prints the two mirrors and exits.
 set -euo pipefail
 
+# The first Debian URI in this machine's apt sources (/etc/apt/sources.list and
+# sources.list.d/: one-line .list and deb822 .sources files, in apt's order),
+# so debootstrap fetches where apt already does, behind whatever mirror or
+# proxy it uses. $1: "archive" (a release suite: bookworm, stable,
+# trixie-updates...) or "security" (a -security suite); $2: apt's folder.
+# Prints nothing when no enabled `deb` entry names a Debian suite.
+apt_debian_uri() {
+  local kind="$1" dir="${2:-/etc/apt}" files=() f
+  [[ -f "$dir/sources.list" ]] && files+=("$dir/sources.list")
+  for f in "$dir"/sources.list.d/*; do
+    [[ -f "$f" && ( "$f" == *.list || "$f" == *.sources ) ]] && files+=("$f")
+  done
+  ((${#files[@]})) || return 0
+  awk -v kind="$kind" '
+    function debian(suite) {          # a Debian release suite, by codename or class
+      return suite ~ ("^(buster|bullseye|bookworm|trixie|forky|duke|sid|experimental|" \
+                      "stable|testing|unstable|oldstable|oldoldstable)" \
+                      "(-updates|-backports|-proposed-updates|-security|/updates)?$")
+    }
+    # an entry: its types, URIs and suites, each a space-separated list
+    function entry(types, uris, suites,   n, i, u, s, wanted) {
+      if (found || (" " types " ") !~ / deb /) return
+      n = split(suites, s, " ")
+      for (i = 1; i <= n && !wanted; i++)
+        wanted = debian(s[i]) && ((s[i] ~ /-security$|\/updates$/) == (kind == "security"))
+      if (!wanted) return
+      n = split(uris, u, " ")
+      for (i = 1; i <= n; i++)
+        if (u[i] ~ /^(https?|ftp):\/\//) { sub(/\/+$/, "", u[i]); print u[i]; found = 1; return }
+    }
+    function stanza() {
+      if (enabled !~ /^(no|false|0)$/) entry(types, uris, suites)
+      types = uris = suites = enabled = ""
+    }
+    FNR == 1 { stanza() }
+    FILENAME !~ /\.sources$/ {          # one line: deb [options] uri suite [component...]
+      sub(/#.*/, "")
+      sub(/\[[^]]*\]/, "")
+      if (NF >= 3) entry($1, $2, $3)
+      next
+    }
+    /^[ \t]*#/ { next }                 # deb822: "Key: value" stanzas, blank-line separated
+    /^[ \t]*$/ { stanza(); next }
+    /^[ \t]/ { next }                   # a continuation line (Signed-By keys)
+    {
+      key = tolower($0); sub(/:.*/, "", key)
+      value = $0; sub(/^[^:]*:[ \t]*/, "", value); sub(/[ \t]+$/, "", value)
+      if (key == "types") types = value
+      else if (key == "uris") uris = value
+      else if (key == "suites") suites = value
+      else if (key == "enabled") enabled = tolower(value)
+    }
+    END { stanza() }
+  ' "${files[@]}"
+}
+
 BASE_IMAGE="${BASE_IMAGE:-localhost/mmtrack-serve-base:bookworm}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(apt_debian_uri archive || true)}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-$(apt_debian_uri security || true)}"
+DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+if [[ "${1:-}" == --mirrors ]]; then
+  echo "DEBIAN_MIRROR=$DEBIAN_MIRROR"
+  echo "DEBIAN_SECURITY_MIRROR=$DEBIAN_SECURITY_MIRROR"
+  exit 0
+fi
 SUITE=bookworm
 CONF=/etc/containers/containers.conf
 MARK="# mmtrack-serve: written by scripts/docker_podman_setup.sh"
@@ -129,7 +199,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: ${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+URIs: $DEBIAN_SECURITY_MIRROR
 Suites: $SUITE-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

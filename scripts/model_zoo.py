@@ -18,8 +18,8 @@ error; anything else is a raw Python error, marked **bug** in the table.
 
     python scripts/model_zoo.py [--only PATTERN ...] [--output MODEL_ZOO.md] [--work-dir DIR]
 
-About 1.5 hours on 2 CPU cores for all 62 (30-175 s a config measured; the
-VID ones are the slowest).
+About 1.5 hours on 2 CPU cores for all 62 (the VID ones are the slowest;
+each config's figures from the last run: MODEL_ZOO.md).
 """
 import argparse
 import contextlib
@@ -226,7 +226,8 @@ def run_config(row, path, inputs, detections, work, server):
         del model
         gc.collect()
         with contextlib.redirect_stdout(io.StringIO()):
-            mar = convert(str(path), str(checkpoint), store, _model_name(row.name), force=True)
+            mar = convert(str(path), str(checkpoint), output_folder=store,
+                          model_name=_model_name(row.name), force=True)
         row.steps['converts'] = 'yes'
     except Exception as e:  # noqa: BLE001
         row.fail('converts', e)
@@ -287,7 +288,7 @@ class ZooServer:
 
     def _start(self):
         from mmtrack_serve.errors import MMTrackServeError
-        from mmtrack_serve.launcher import Server, free_port_base, write_config
+        from mmtrack_serve.serving.launcher import Server, free_port_base, write_config
         self.store.mkdir(parents=True, exist_ok=True)
         base = free_port_base(random.sample(range(20000, 40000, 10), 50))
         run_dir = self.work / 'server'
@@ -472,7 +473,7 @@ def outcome(row):
 # -- main -------------------------------------------------------------------------
 def main(argv=None):
     args = parse_args(argv)
-    from mmtrack_serve.cli import quiet_warnings
+    from mmtrack_serve.quiet import quiet_warnings
     from mmtrack_serve.errors import MMTrackServeError
     from mmtrack_serve.tuning import limit_malloc_arenas
     from tqdm import tqdm

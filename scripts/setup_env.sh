@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned stack (DEVELOPERS.md). Idempotent: a second run
-# only checks a stamp and returns in seconds.
+# Creates .venv with the pinned stack (requirements/constraints.txt, README.md's
+# Quick start). Idempotent: a second run only checks a stamp and returns in seconds.
 #
 # The slow step is mmcv-full 1.7.2, which has no wheel for torch 2.13 and is built
 # from its sdist with CPU ops (9-13 minutes on 2 cores). The built wheel is kept

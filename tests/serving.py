@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from mmtrack_serve.launcher import Server, free_port_base, write_config
+from mmtrack_serve.serving.launcher import Server, free_port_base, write_config
 
 # A worker that tries to download anything hits this dead proxy and fails.
 DEAD_PROXY = 'http://127.0.0.1:9'

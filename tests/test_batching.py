@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import make_video, session_kwargs
-from mmtrack_serve import api
+from mmtrack_serve import frame_loop
 from mmtrack_serve.api import track_video
 from mmtrack_serve.background import BackgroundCalls, prefetched
 from mmtrack_serve.errors import InputError
-from mmtrack_serve.parity import compare
+from mmtrack_serve.serving.parity import compare
 from mmtrack_serve.video import VideoReader
 
 @pytest.fixture(scope='module')
@@ -120,7 +120,7 @@ def test_an_encoding_error_is_raised_and_no_thread_is_left(tiny_model, long_vide
 
     def broken_draw(frame, objects):
         raise RuntimeError('disk full while encoding')
-    monkeypatch.setattr(api, 'draw_objects', broken_draw)
+    monkeypatch.setattr(frame_loop, 'draw_objects', broken_draw)
     with pytest.raises(RuntimeError, match='disk full'):
         track_video(tiny_model('mot'), long_video, output=tmp_path / 'out.mp4')
     assert threading.active_count() == before

@@ -149,7 +149,7 @@ def test_served_mp4_plays_in_chromium(tiny_files, video, odd_video, tmp_path, we
 
     config, ckpt = tiny_files['mot']
     store = tmp_path / 'store'
-    convert(str(config), str(ckpt), store, 'tiny_mot')
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot')
     odd, odd_frames = odd_video
     # (source, browser's size: an odd side is padded by one pixel, frames, fps)
     cases = [(video, 160, 120, 8, 12.5), (odd, 160, 120, odd_frames, 25.0)]

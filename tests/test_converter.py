@@ -29,13 +29,14 @@ def mar_files(mar):
 def test_init_cfg_urls_are_refused_with_the_key_and_the_fix(deepsort_parts, tmp_path):
     config, _, _ = deepsort_parts
     with pytest.raises(ConfigError, match=r'model\.detector\.init_cfg names a URL .*--weights detector='):
-        convert(str(config), None, tmp_path, 'ds')
+        convert(str(config), None, output_folder=tmp_path, model_name='ds')
     assert not (tmp_path / 'ds.mar').exists()
 
 
 def test_local_weights_are_bundled_and_the_config_points_at_them(deepsort_parts, tmp_path):
     config, det, reid = deepsort_parts
-    mar = convert(str(config), None, tmp_path, 'ds', weights=[f'detector={det}', f'reid={reid}'])
+    mar = convert(str(config), None, output_folder=tmp_path, model_name='ds',
+                  weights=[f'detector={det}', f'reid={reid}'])
     names, bundled = mar_files(mar)
     assert {'weights/detector.pth', 'weights/reid.pth', 'config.py'} <= names
     assert 'https://' not in bundled and "'weights/detector.pth'" in bundled
@@ -44,8 +45,8 @@ def test_local_weights_are_bundled_and_the_config_points_at_them(deepsort_parts,
 def test_unknown_weight_part_is_refused(deepsort_parts, tmp_path):
     config, det, reid = deepsort_parts
     with pytest.raises(InputError, match='no such init_cfg weight'):
-        convert(str(config), None, tmp_path, 'ds', weights=[f'detector={det}', f'reid={reid}',
-                                                            f'backbone={det}'])
+        convert(str(config), None, output_folder=tmp_path, model_name='ds',
+                weights=[f'detector={det}', f'reid={reid}', f'backbone={det}'])
 
 
 def test_download_fetches_from_a_server_once(deepsort_parts, tmp_path, monkeypatch):
@@ -62,7 +63,7 @@ def test_download_fetches_from_a_server_once(deepsort_parts, tmp_path, monkeypat
         text = text.replace(urls[0], f'{base}/detector.pth').replace(urls[1], f'{base}/reid.pth')
         url_config.write_text(text)
         monkeypatch.setattr(mmtrack2torchserve, 'DOWNLOAD_DIR', tmp_path / 'downloads')
-        mar = convert(str(url_config), None, tmp_path, 'ds', download=True)
+        mar = convert(str(url_config), None, output_folder=tmp_path, model_name='ds', download=True)
     finally:
         httpd.shutdown()
     names, bundled = mar_files(mar)
@@ -73,20 +74,22 @@ def test_download_fetches_from_a_server_once(deepsort_parts, tmp_path, monkeypat
 
 def test_checkpoint_drops_init_cfg_entries(tiny_files, tmp_path):
     config, ckpt = tiny_files['vis']
-    names, bundled = mar_files(convert(str(config), str(ckpt), tmp_path, 'vis'))
+    names, bundled = mar_files(convert(str(config), str(ckpt), output_folder=tmp_path,
+                                       model_name='vis'))
     assert 'Pretrained' not in bundled and not any(n.startswith('weights/') for n in names)
 
 
 def test_handler_settings_are_written_and_bad_ones_refused(tiny_files, tmp_path):
     import yaml
     config, ckpt = tiny_files['mot']
-    mar = convert(str(config), str(ckpt), tmp_path, 'mot', workers=2, detector_batch=8, torch_threads=1)
+    mar = convert(str(config), str(ckpt), output_folder=tmp_path, model_name='mot', workers=2,
+                  detector_batch=8, torch_threads=1)
     with zipfile.ZipFile(mar) as archive:
         settings = yaml.safe_load(archive.read('model-config.yaml'))
     assert settings['minWorkers'] == 2
     assert settings['handler']['detector_batch'] == 8 and settings['handler']['torch_threads'] == 1
     with pytest.raises(InputError, match='--detector-batch must be 0'):
-        convert(str(config), str(ckpt), tmp_path, 'bad', detector_batch=-1)
+        convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad', detector_batch=-1)
     with pytest.raises(InputError, match='--torch-threads must be 0'):
-        convert(str(config), str(ckpt), tmp_path, 'bad', torch_threads=-1)
+        convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad', torch_threads=-1)
     assert not (tmp_path / 'bad.mar').exists()

@@ -4,6 +4,7 @@ import sys
 import textwrap
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import TASKS, TESTS, make_video, session_kwargs
@@ -133,12 +134,51 @@ def test_frame_folder_input(tiny_model, video, tmp_path):
     assert from_folder['frames'] == from_video['frames']
 
 
-def test_reader_is_lazy(video):
+def test_reader_is_lazy(video, monkeypatch):
+    """Opening decodes no frame; each step of the iteration decodes one."""
+    import av
+    decoded = []
+    real_open = av.open
+
+    class CountingContainer:
+        def __init__(self, container):
+            self._container = container
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def decode(self, *args, **kwargs):
+            for frame in self._container.decode(*args, **kwargs):
+                decoded.append(frame.pts)
+                yield frame
+
+    monkeypatch.setattr(av, 'open', lambda *a, **k: CountingContainer(real_open(*a, **k)))
     reader = VideoReader(video)
-    frames = iter(reader)
-    next(frames)
     assert reader._container is not None and reader.num_frames == 8
+    frames = iter(reader)
+    assert decoded == []
+    next(frames)
+    assert len(decoded) == 1
+    next(frames)
+    assert len(decoded) == 2
     reader.close()
+
+
+def test_folder_reader_reads_one_image_per_frame(tmp_path, monkeypatch):
+    from mmtrack_serve import video as video_module
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f'{i:03d}.png'), np.full((12, 16, 3), i * 40, np.uint8))
+    read = []
+    real_read = video_module._read_image
+    monkeypatch.setattr(video_module, '_read_image',
+                        lambda path: read.append(path) or real_read(path))
+    reader = VideoReader(tmp_path)
+    assert (reader.width, reader.height, reader.num_frames) == (16, 12, 4)
+    assert len(read) == 1                   # the first image, for the frame size
+    frames = iter(reader)
+    first = next(frames)
+    assert len(read) == 2 and first[0, 0, 0] == 0
+    assert next(frames)[0, 0, 0] == 40 and len(read) == 3
 
 
 @pytest.mark.parametrize('make, message', [
@@ -174,7 +214,7 @@ def test_non_tracking_config_is_refused():
         load_model('no_such_config_anywhere')
 
 
-def test_config_urls_are_never_downloaded(tiny_files):
+def test_config_urls_are_never_downloaded():
     """The full-size SiamRPN++ config names its backbone by URL: loading
     without a checkpoint warns and stays offline (no_network guards it)."""
     from mmtrack_serve.models import load_model

@@ -289,7 +289,7 @@ def server(public_files, tmp_path_factory):
     store = tmp_path_factory.mktemp('public_store')
     config, ckpt = public_files
     # frame by frame, as chunks are, so whole, streamed and local results are equal
-    convert(str(config), str(ckpt), store, 'tiny_public', detector_batch=1)
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_public', detector_batch=1)
     with running_server(store, tmp_path_factory.mktemp('public_run')) as server:
         yield server
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from mmtrack_serve.launcher import free_port_base
+from mmtrack_serve.serving.launcher import free_port_base
 
 ENGINE = os.environ.get('MMTRACK_SERVE_DOCKER_ENGINE', 'podman')
 IMAGE = os.environ.get('MMTRACK_SERVE_DOCKER_IMAGE', 'mmtrack-serve:latest')

@@ -3,7 +3,6 @@ two workers per model and a small request limit (8 MiB)."""
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,10 +13,10 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import SHARED_DATA, make_video
+from conftest import make_video
 from mmtrack_serve.converters.mmtrack2torchserve import convert
 from mmtrack_serve.video import VideoReader, VideoWriter, probe
-from serving import post_form, put, register, running_server, temp_leftovers
+from serving import put, register, running_server, temp_leftovers
 
 pytestmark = pytest.mark.server
 LIMIT = 8 * 2**20
@@ -28,7 +27,7 @@ def store(tiny_files, tmp_path_factory):
     store = tmp_path_factory.mktemp('hard-store')
     for task in ('mot', 'sot'):
         config, ckpt = tiny_files[task]
-        convert(str(config), str(ckpt), store, f'tiny_{task}')
+        convert(str(config), str(ckpt), output_folder=store, model_name=f'tiny_{task}')
     return store
 
 

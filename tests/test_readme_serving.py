@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from conftest import REPO
-from mmtrack_serve.launcher import Server, ports_free
-from mmtrack_serve.parity import compare
+from mmtrack_serve.serving.launcher import Server, ports_free
+from mmtrack_serve.serving.parity import compare
 from real_weights import (CHECKPOINT, CONFIG, DEMO_MP4, MISSING, QUIET_OMP, SKIP_REASON, assert_mot_equal,
                           one_torch_thread)
 from serving import NO_NETWORK

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mmtrack_serve.parity import compare
+from mmtrack_serve.serving.parity import compare
 from real_weights import (CHECKPOINT, CONFIG, MISSING, QUIET_OMP, SKIP_REASON, assert_mot_equal,
                           build_material, decode, image_paths, inference_mot_results,
                           match_tracks, mmtrack_model, one_torch_thread, sequence_names)
@@ -87,7 +87,7 @@ def local_mp4(model, material):
 def server(tmp_path_factory):
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     store = tmp_path_factory.mktemp('real_store')
-    convert(str(CONFIG), str(CHECKPOINT), store, MODEL)
+    convert(str(CONFIG), str(CHECKPOINT), output_folder=store, model_name=MODEL)
     with running_server(store, tmp_path_factory.mktemp('real_run'), env=QUIET_OMP) as server:
         yield server
 

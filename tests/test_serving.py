@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import REPO, SHARED_DATA, SOT_INIT_BBOX, TASKS, make_video
+from conftest import REPO, SHARED_DATA, SOT_INIT_BBOX, TASKS
 from mmtrack_serve.api import track_video
 from mmtrack_serve.converters.mmtrack2torchserve import convert
 from mmtrack_serve.video import probe
@@ -33,7 +33,7 @@ def store(tiny_files, tmp_path_factory):
     store = tmp_path_factory.mktemp('store')
     for task in TASKS:
         config, ckpt = tiny_files[task]
-        convert(str(config), str(ckpt), store, f'tiny_{task}')
+        convert(str(config), str(ckpt), output_folder=store, model_name=f'tiny_{task}')
     return store
 
 
@@ -90,7 +90,7 @@ def test_parity_command_agrees_and_catches_other_weights(server, store, tiny_fil
     config, ckpt = tiny_files['mot']
     other = tmp_path / 'other.pth'
     make_tiny_checkpoint('mot', other, seed=1)
-    convert(str(config), str(other), store, 'tiny_mot_other')
+    convert(str(config), str(other), output_folder=store, model_name='tiny_mot_other')
     assert register(server, 'tiny_mot_other.mar').status_code == 200
 
     def parity(model, *extra):
@@ -129,7 +129,7 @@ def test_a_20_mb_video_goes_through(server, tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / 'videos' / 'demo.mp4').is_file(), reason='../shared/data absent')
-def test_mmtracking_demo_clip(server, tmp_path):
+def test_mmtracking_demo_clip(server):
     r = put(server, 'tiny_mot', SHARED_DATA / 'videos' / 'demo.mp4')
     assert r.status_code == 200, r.text
     info = probe(r.content)
@@ -201,7 +201,8 @@ def test_model_assembled_from_init_cfg_weights_serves_offline(server, store, tmp
     cfg, det, reid = make_tiny_deepsort_parts(tmp_path)
     config = tmp_path / 'deepsort.py'
     cfg.dump(str(config))
-    convert(str(config), None, store, 'tiny_deepsort', weights=[f'detector={det}', f'reid={reid}'])
+    convert(str(config), None, output_folder=store, model_name='tiny_deepsort',
+            weights=[f'detector={det}', f'reid={reid}'])
     assert register(server, 'tiny_deepsort.mar').status_code == 200
     r = put(server, 'tiny_deepsort', video, {'output': 'json', 'score_thr': '0'})
     assert r.status_code == 200, r.text
@@ -215,8 +216,9 @@ def test_model_assembled_from_init_cfg_weights_serves_offline(server, store, tmp
 def test_workers_share_the_cpu_cores_among_their_torch_threads(server, store, tiny_files):
     import os
     config, ckpt = tiny_files['mot']
-    convert(str(config), str(ckpt), store, 'tiny_mot_2w', workers=2)
-    convert(str(config), str(ckpt), store, 'tiny_mot_2w_3t', workers=2, torch_threads=3)
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_2w', workers=2)
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_2w_3t', workers=2,
+            torch_threads=3)
     shared = max(1, len(os.sched_getaffinity(0)) // 2)
     try:
         for name in ('tiny_mot_2w', 'tiny_mot_2w_3t'):

@@ -32,7 +32,7 @@ def worker_state(server):
 def test_soak(tiny_files, tmp_path):
     config, ckpt = tiny_files['mot']
     store = tmp_path / 'store'
-    convert(str(config), str(ckpt), store, 'tiny_mot')
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot')
     video = make_video(tmp_path / 'v.mp4', num_frames=16, size=(320, 240))
     with running_server(store, tmp_path / 'run') as server:
         for _ in range(5):                       # warm up allocator and caches

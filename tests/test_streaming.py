@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from conftest import make_video
-from mmtrack_serve.commands.stream import _encode
+from mmtrack_serve.serving.stream_client import encode_chunk
 from mmtrack_serve.converters.mmtrack2torchserve import convert
 from mmtrack_serve.errors import InputError
 from mmtrack_serve.handlers import sequences as seqs
@@ -108,10 +108,11 @@ def store(tiny_files, tmp_path_factory):
     # Chunks step frame by frame; whole videos here do too (detector batch 1), so
     # streamed and whole results can be compared for exact equality. (Batching's
     # own float-rounding-level equality is tested in test_batching.)
-    convert(str(config), str(ckpt), store, 'tiny_mot', max_sequences=MAX_SEQUENCES,
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot',
+            max_sequences=MAX_SEQUENCES, detector_batch=1)
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_sb',
+            max_sequences=MAX_SEQUENCES, sequence_idle_ms=IDLE_MS, sequence_batching=True,
             detector_batch=1)
-    convert(str(config), str(ckpt), store, 'tiny_mot_sb', max_sequences=MAX_SEQUENCES,
-            sequence_idle_ms=IDLE_MS, sequence_batching=True, detector_batch=1)
     return store
 
 
@@ -209,7 +210,7 @@ def test_stream_command_lossy_chunks_and_a_one_line_error(server, clips, tmp_pat
 def test_two_sequences_interleaved_do_not_mix(server, clips):
     (video_a, frames_a), (video_b, frames_b) = clips
     a, b = new_id('a'), new_id('b')
-    chunks_a = [_encode(frames_a[i:i + 3], 12.5, 'lossless') for i in range(0, 8, 3)]
+    chunks_a = [encode_chunk(frames_a[i:i + 3], 12.5, 'lossless') for i in range(0, 8, 3)]
     got = {a: [], b: []}
     for i in range(8):                     # b: one PNG per request; a: 3-frame mp4s
         if i < len(chunks_a):
@@ -228,7 +229,7 @@ def test_two_sequences_interleaved_do_not_mix(server, clips):
 def test_a_chunk_as_annotated_mp4_or_mot_lines(server, clips):
     frames = clips[0][1]
     seq_id = new_id()
-    r = chunk(server, seq_id, _encode(frames[:5], 12.5, 'lossless'), start=True, output='mp4')
+    r = chunk(server, seq_id, encode_chunk(frames[:5], 12.5, 'lossless'), start=True, output='mp4')
     assert r.status_code == 200 and r.headers['content-type'] == 'video/mp4'
     assert (r.headers[ID], r.headers['x-sequence-chunk'], r.headers['x-sequence-first-frame']) == \
         (seq_id, '0', '0')
@@ -326,7 +327,7 @@ def test_with_torchserve_sequence_batching_whole_videos_hold_no_slot(server, cli
     assert started.status_code == 200, started.text
     seq_id = started.headers[ID]
     assert seq_id.startswith('ts-seq-') and END not in started.headers
-    r = chunk(server, seq_id, _encode(frames[1:8], 12.5, 'lossless'), model='tiny_mot_sb', end=True)
+    r = chunk(server, seq_id, encode_chunk(frames[1:8], 12.5, 'lossless'), model='tiny_mot_sb', end=True)
     assert r.status_code == 200, r.text
     assert started.json()['frames'] + r.json()['frames'] == whole(server, video)['frames']
 

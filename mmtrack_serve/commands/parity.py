@@ -22,9 +22,9 @@ def add_arguments(p):
 
 def main(args):
     from ..api import track_video
-    from ..client import predict
+    from ..serving.client import predict
     from ..models import load_model
-    from ..parity import BOX_TOLERANCE_PX, SCORE_TOLERANCE, compare
+    from ..serving.parity import BOX_TOLERANCE_PX, SCORE_TOLERANCE, compare
 
     options = {'score_thr': args.score_thr, 'init_bbox': args.init_bbox}
     detections = Path(args.detections) if args.detections else None

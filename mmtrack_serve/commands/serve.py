@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ..errors import InputError
-from ..launcher import DEFAULT_LIMIT_BYTES, Server, default_run_dir, is_loopback, write_config
+from ..serving.launcher import DEFAULT_LIMIT_BYTES, Server, default_run_dir, is_loopback, write_config
 
 
 def add_arguments(p):

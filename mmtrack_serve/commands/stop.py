@@ -1,7 +1,7 @@
 """`mmtrack-serve stop`: stops the TorchServe that `serve` started."""
 from pathlib import Path
 
-from ..launcher import Server, default_run_dir
+from ..serving.launcher import Server, default_run_dir
 
 
 def add_arguments(p):

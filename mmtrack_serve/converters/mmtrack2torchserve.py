@@ -13,18 +13,21 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import yaml
 
 from mmtrack_serve.errors import ConfigError, InputError, MMTrackServeError
+# Streaming (README, "Streaming"): sessions per worker and their idle timeout,
+# the handler's defaults.
+from mmtrack_serve.handlers.sequences import DEFAULT_IDLE_MS, DEFAULT_MAX_SEQUENCES
+# model-config.yaml's responseTimeout: the server's default, defined once there
+from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 
 HANDLER = Path(__file__).resolve().parents[1] / 'handlers' / 'mmtrack_handler.py'
 # TorchServe's own rule for model names, which also keeps them out of paths.
 MODEL_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_\-.]*$')
-# A whole video is one request: the default 120 s is too short for long ones.
-RESPONSE_TIMEOUT_S = 3600
 DOWNLOAD_DIR = Path.home() / '.cache' / 'mmtrack-serve' / 'downloads'
-# Streaming (README, "Streaming"): sessions per worker and their idle timeout.
-DEFAULT_MAX_SEQUENCES = 8
-DEFAULT_SEQUENCE_IDLE_MS = 60_000
 # --sequence-batching: whole-video requests that may wait per worker beside the
 # sequences (TorchServe counts each as a sequence while it waits or runs), the
 # chunks one sequence may queue, and the batch wait (ms) for a request.
@@ -60,9 +63,9 @@ def parse_args(argv=None):
     p.add_argument('--max-sequences', type=int, default=DEFAULT_MAX_SEQUENCES, metavar='N',
                    help='streaming: sequences a worker holds at once; more get HTTP 503 '
                         f'(default {DEFAULT_MAX_SEQUENCES}; 0 turns streaming off)')
-    p.add_argument('--sequence-idle-ms', type=int, default=DEFAULT_SEQUENCE_IDLE_MS, metavar='MS',
+    p.add_argument('--sequence-idle-ms', type=int, default=DEFAULT_IDLE_MS, metavar='MS',
                    help='streaming: a sequence without a request for this long is evicted '
-                        f'(default {DEFAULT_SEQUENCE_IDLE_MS})')
+                        f'(default {DEFAULT_IDLE_MS})')
     p.add_argument('--sequence-batching', action='store_true',
                    help="streaming with several workers: TorchServe's sequence batching routes "
                         'each sequence to one worker (see the README for its caveats)')
@@ -71,12 +74,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def convert(config, checkpoint, output_folder, model_name, model_version='1.0', force=False,
-            weights=(), download=False, workers=1, cfg_options=None,
-            max_sequences=DEFAULT_MAX_SEQUENCES, sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS,
-            sequence_batching=False, detector_batch=0, torch_threads=0):
+PathLike = Union[str, Path]
+
+
+def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: PathLike,
+            model_name: str, model_version: str = '1.0', force: bool = False,
+            weights: Iterable[str] = (), download: bool = False, workers: int = 1,
+            cfg_options: Optional[dict] = None, max_sequences: int = DEFAULT_MAX_SEQUENCES,
+            sequence_idle_ms: int = DEFAULT_IDLE_MS, sequence_batching: bool = False,
+            detector_batch: int = 0, torch_threads: int = 0) -> Path:
     """Writes the .mar and returns its path."""
     from mmtrack_serve import mmtrack_compat as compat
+    from mmtrack_serve.tasks import task_type_for
 
     model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
                                            sequence_batching, detector_batch, torch_threads)
@@ -91,7 +100,7 @@ def convert(config, checkpoint, output_folder, model_name, model_version='1.0', 
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise InputError(f'no such checkpoint: {checkpoint}')
     cfg = compat.load_config(config, cfg_options)
-    task = compat.detect_task(cfg)
+    task = task_type_for(cfg).name
     compat.check_runnable(cfg)         # a base or search config cannot be served: say so now
     compat.record_source(cfg)          # the bundled config.py keeps its name for messages
 
@@ -206,7 +215,7 @@ def _download(url):
 
 
 def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
-                       sequence_idle_ms=DEFAULT_SEQUENCE_IDLE_MS, sequence_batching=False,
+                       sequence_idle_ms=DEFAULT_IDLE_MS, sequence_batching=False,
                        detector_batch=0, torch_threads=0):
     """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
     sessions (per worker); ``handler.detector_batch`` and ``handler.torch_threads``
@@ -224,30 +233,30 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         raise InputError(f'--torch-threads must be 0 (automatic) or more, got {torch_threads}')
     if sequence_batching and max_sequences == 0:
         raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
-    lines = [f'minWorkers: {workers}',
-             f'maxWorkers: {workers}']
+    settings = {'minWorkers': workers,
+                'maxWorkers': workers}
     if sequence_batching:
         # TorchServe 0.12 polls each idle sequence on its own thread out of
         # batchSize + 1; fewer than max_sequences + 1 would stall requests for up
         # to the idle timeout. Whole-video requests get a sequence each, ended
         # by the handler's response (continuousBatching honours that at once).
-        lines += [f'batchSize: {max_sequences + 1}',
-                  f'maxBatchDelay: {SEQUENCE_BATCH_DELAY_MS}',
-                  'sequenceBatching: true',
-                  'continuousBatching: true',
-                  f'sequenceMaxIdleMSec: {sequence_idle_ms}',
-                  f'maxNumSequence: {max(workers, 1) * (max_sequences + PLAIN_REQUEST_SLOTS)}',
-                  f'maxSequenceJobQueueSize: {SEQUENCE_QUEUE}']
+        settings.update({
+            'batchSize': max_sequences + 1,
+            'maxBatchDelay': SEQUENCE_BATCH_DELAY_MS,
+            'sequenceBatching': True,
+            'continuousBatching': True,
+            'sequenceMaxIdleMSec': sequence_idle_ms,
+            'maxNumSequence': max(workers, 1) * (max_sequences + PLAIN_REQUEST_SLOTS),
+            'maxSequenceJobQueueSize': SEQUENCE_QUEUE})
     else:
-        lines.append('batchSize: 1')
-    lines += [f'responseTimeout: {RESPONSE_TIMEOUT_S}',
-              'handler:',
-              f'  detector_batch: {detector_batch}',
-              f'  torch_threads: {torch_threads}',
-              '  sequences:',
-              f'    max_sequences: {max_sequences}',
-              f'    idle_ms: {sequence_idle_ms}']
-    return '\n'.join(lines) + '\n'
+        settings['batchSize'] = 1
+    settings.update({
+        'responseTimeout': DEFAULT_RESPONSE_TIMEOUT_S,
+        'handler': {'detector_batch': detector_batch,
+                    'torch_threads': torch_threads,
+                    'sequences': {'max_sequences': max_sequences,
+                                  'idle_ms': sequence_idle_ms}}})
+    return yaml.safe_dump(settings, sort_keys=False)
 
 
 def archive(model_name, version, checkpoint, staging, model_config, store, force, handler=HANDLER):
@@ -265,7 +274,7 @@ def archive(model_name, version, checkpoint, staging, model_config, store, force
 
 
 def main(argv=None):
-    from mmtrack_serve.cli import quiet_warnings
+    from mmtrack_serve.quiet import quiet_warnings
     quiet_warnings()
     args = parse_args(argv)
     try:
@@ -273,10 +282,13 @@ def main(argv=None):
         if args.cfg_options:
             from mmtrack_serve.mmtrack_compat import parse_cfg_options
             cfg_options = parse_cfg_options(args.cfg_options)
-        convert(args.config, args.checkpoint, args.output_folder, args.model_name,
-                args.model_version, args.force, args.weights, args.download, args.workers,
-                cfg_options, args.max_sequences, args.sequence_idle_ms, args.sequence_batching,
-                args.detector_batch, args.torch_threads)
+        convert(args.config, args.checkpoint, output_folder=args.output_folder,
+                model_name=args.model_name, model_version=args.model_version,
+                force=args.force, weights=args.weights, download=args.download,
+                workers=args.workers, cfg_options=cfg_options,
+                max_sequences=args.max_sequences, sequence_idle_ms=args.sequence_idle_ms,
+                sequence_batching=args.sequence_batching,
+                detector_batch=args.detector_batch, torch_threads=args.torch_threads)
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

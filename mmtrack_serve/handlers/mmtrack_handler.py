@@ -2,23 +2,31 @@
 MOTChallenge txt) out; or, for a request with a sequence id, one chunk of a live
 video tracked on in that sequence's session. A thin adapter over the core session.
 
+TorchServe's own ``BaseHandler.handle`` drives it: ``preprocess`` reads and
+checks each request of the batch (``video_request``), ``inference`` tracks it
+through the core's frame loop, ``postprocess`` makes each answer; so
+TorchServe's ``HandlerTime`` metric and its profiler work as for any handler.
+A request that fails at any step becomes its own error answer; the others in
+the batch go on.
+
 Whole video: the raw body (``curl -T video.mp4``, ``--data-binary``) or a
 multipart form field (``-F data=@video.mp4``). Options as headers or form fields
 (TorchServe 0.12 drops query parameters): ``score_thr`` (0..1, default the
-task's: 0 for MOT/VIS/SOT, 0.5 for VID; ``mmtrack_serve.defaults``),
-``output`` (mp4, json or mot; default mp4), ``init_bbox=x1,y1,x2,y2`` (SOT);
-public-detection MOT models take the video's boxes as a multipart field
-``detections`` (MOTChallenge det.txt; for a chunk, frames numbered as in the
-whole sequence). Bad input gets HTTP 400 with ``{"code": 400, "type": ...,
-"message": ...}``; the worker stays up. Each request gets a private temporary directory (never the
+task's: ``TaskType.default_score_thr``), ``output`` (mp4, json or mot; default
+mp4), ``init_bbox=x1,y1,x2,y2`` (SOT); public-detection MOT models take the
+video's boxes as a multipart field ``detections`` (MOTChallenge det.txt; for a
+chunk, frames numbered as in the whole sequence). Bad input gets the error's
+HTTP status (``errors``; 400 for input) with ``{"code", "type", "message"}``;
+the worker stays up. Each request gets a private temporary directory (never the
 working directory), removed on success and on every error path, and a new
 session, so tracker state never leaks between requests.
 
-Streaming (``ts_request_sequence_id`` and friends; see ``sequences`` and the
-README's "Streaming"): a chunk (a short video or one image) goes through the
-sequence's session, so frame ids and track ids continue across chunks; JSON by
-default. Sessions are bounded per worker (503 when full), evicted when idle, and
-a sequence this worker does not hold is a 410, never a silent restart.
+Streaming (``ts_request_sequence_id`` and friends, by the names in force in the
+worker's context; see ``sequences`` and the README's "Streaming"): a chunk (a
+short video or one image) goes through the sequence's session, so frame ids and
+track ids continue across chunks; JSON by default. Sessions are bounded per
+worker (503 when full), evicted when idle, and a sequence this worker does not
+hold is a 410, never a silent restart.
 """
 import json
 import logging
@@ -32,20 +40,23 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from mmtrack_serve import mmtrack_compat
 from mmtrack_serve.api import track_video
-from mmtrack_serve.detections import for_frame
-from mmtrack_serve.drawing import draw_objects
 from mmtrack_serve.errors import InputError, MMTrackServeError
-from mmtrack_serve.models import load_model
+from mmtrack_serve.frame_loop import track_frames
 from mmtrack_serve.handlers import sequences as seqs
-from mmtrack_serve.handlers.video_request import (OUTPUT_TYPES, find_body,
-                                                  find_option, parse_detections, parse_output,
-                                                  parse_request, parse_score_thr)
-from mmtrack_serve.session import check_detections_given
+from mmtrack_serve.handlers.outcomes import Failed, Tracked
+from mmtrack_serve.handlers.video_request import (ChunkRequest, VideoRequest, find_option,
+                                                  parse_chunk_request, parse_video_request)
+from mmtrack_serve.models import load_model
 from mmtrack_serve.results import mot_lines, results_json
+from mmtrack_serve.serving.protocol import (CHUNK_HEADER, FIRST_FRAME_HEADER, OUTPUT_TYPES,
+                                            RESTARTED_HEADER, STREAM_KEY, SequenceHeaders)
+from mmtrack_serve.session import check_detections_given
 from mmtrack_serve.tuning import limit_malloc_arenas
 from mmtrack_serve.video import VideoWriter
 
 logger = logging.getLogger('mmtrack_serve.handler')
+
+TEMP_PREFIX = 'mmtrack-serve-'
 
 
 def restore_root_logging():
@@ -56,8 +67,6 @@ def restore_root_logging():
         if type(handler) is logging.StreamHandler:
             handler.setLevel(logging.NOTSET)
     logger.setLevel(logging.INFO)
-
-TEMP_PREFIX = 'mmtrack-serve-'
 
 
 def _workers(yaml_config):
@@ -93,6 +102,10 @@ class MMTrackHandler(BaseHandler):
         restore_root_logging()
         self.model_name = context.manifest['model']['modelName']
         self.temp_root = os.environ.get('MMTRACK_SERVE_TMPDIR') or tempfile.gettempdir()
+        # an operator may rename TorchServe's sequence headers (TS_REQUEST_SEQUENCE_ID...)
+        self.header_names = SequenceHeaders(context.header_key_sequence_id,
+                                            context.header_key_sequence_start,
+                                            context.header_key_sequence_end)
         self._init_sequences(yaml_config)
         self.initialized = True
         batch = (self.detector_batch or 'auto') if self.model.can_batch_frames else 1
@@ -139,137 +152,100 @@ class MMTrackHandler(BaseHandler):
             return f'cuda:{gpu_id}'
         return 'cpu'
 
-    # -- BaseHandler's steps, for one request --------------------------------------
-    def preprocess(self, request, idx, workdir):
-        """Upload to ``workdir/input``, options parsed and checked."""
-        headers = self.context.get_all_request_header(idx) or {}
-        return parse_request(request, headers, Path(workdir) / 'input')
+    # -- BaseHandler's steps: one list of requests in, one list of answers out ----------
+    def preprocess(self, data):
+        """Each request read and checked: a VideoRequest (its upload in a
+        private temp dir), a ChunkRequest, or a Failed."""
+        return [self._read(idx, request) for idx, request in enumerate(data)]
 
-    def inference(self, video_request, workdir):
-        """Tracks the video; returns (results dict, annotated mp4 path or None)."""
-        output = Path(workdir) / 'result.mp4' if video_request.output == 'mp4' else None
-        results = track_video(self.model, video_request.video_path, output=output,
-                              score_thr=video_request.score_thr, init_bbox=video_request.init_bbox,
+    def inference(self, data, *args, **kwargs):
+        """Each request tracked: a Tracked, or a Failed."""
+        return [self._track(request) for request in data]
+
+    def postprocess(self, data):
+        """Each answer's body, with its status, headers and metrics set; every
+        request's temp dir removed."""
+        return [self._answer(outcome) for outcome in data]
+
+    # -- preprocess ----------------------------------------------------------------------
+    def _read(self, idx, request):
+        headers = self.context.get_all_request_header(idx) or {}
+        sequence = workdir = None
+        try:
+            sequence = seqs.classify(headers, find_option(request, headers, STREAM_KEY),
+                                     self.header_names)
+            if sequence is not None:
+                self.context.set_response_header(idx, self.header_names.id, sequence.seq_id)
+                if self.sequences is None:
+                    raise seqs.StreamingUnavailable(self.no_streaming_reason)
+                chunk_request = parse_chunk_request(idx, request, headers, sequence,
+                                                    self.header_names.end)
+                if chunk_request.chunk is not None:
+                    check_detections_given(self.model, chunk_request.detections is not None)
+                return chunk_request
+            seq_id = headers.get(self.header_names.id)
+            if seq_id:
+                # sequence batching gave this whole-video request a sequence of its
+                # own: ending it at once frees TorchServe's slot (continuousBatching)
+                self.context.set_response_header(idx, self.header_names.end, seq_id)
+            workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root)
+            return parse_video_request(idx, request, headers, workdir)
+        except Exception as e:  # noqa: BLE001 - the worker must survive any one request
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            return Failed(idx, e, 'chunk' if sequence else 'request', sequence)
+
+    # -- inference -----------------------------------------------------------------------
+    def _track(self, request):
+        if isinstance(request, Failed):
+            return request
+        try:
+            if isinstance(request, VideoRequest):
+                return self._track_video(request)
+            return self._track_chunk(request)
+        except Exception as e:  # noqa: BLE001 - the worker must survive any one request
+            if isinstance(request, VideoRequest):
+                shutil.rmtree(request.workdir, ignore_errors=True)
+                return Failed(request.idx, e, 'request')
+            return Failed(request.idx, e, 'chunk', request.sequence)
+
+    def _track_video(self, request):
+        output = request.workdir / 'result.mp4' if request.output == 'mp4' else None
+        passes = self.model.detector_passes
+        results = track_video(self.model, request.video_path, output=output,
+                              score_thr=request.score_thr, init_bbox=request.init_bbox,
                               source_name='the uploaded video', detector_batch=self.detector_batch,
-                              detections=video_request.detections,
+                              detections=request.detections,
                               # an mp4 answer needs no per-frame results (a few KB a frame)
-                              keep_frames=video_request.output != 'mp4')
-        return results, output
+                              keep_frames=request.output != 'mp4')
+        video = output.read_bytes() if output else None
+        return Tracked(request, results, results['video']['num_frames'], video=video,
+                       detector_passes=self.model.detector_passes - passes)
 
-    def postprocess(self, results, output_path, output_type):
-        if output_type == 'mp4':
-            return output_path.read_bytes()
-        if output_type == 'json':
-            return json.dumps(results)
-        return ''.join(mot_lines(results['frames']))
-
-    # -- TorchServe's entry point --------------------------------------------------
-    def handle(self, data, context):
-        self.context = context
-        return [self._handle_one(request, idx, context) for idx, request in enumerate(data)]
-
-    def _handle_one(self, request, idx, context):
-        headers = self.context.get_all_request_header(idx) or {}
+    def _track_chunk(self, request):
+        """Tracks one chunk in its sequence's session (see the README's "Streaming")."""
+        seq, restart_reason = self._open_sequence(request)
+        passes = self.model.detector_passes
         try:
-            sequence = seqs.classify(headers, find_option(request, headers, 'stream'))
-        except MMTrackServeError as e:
-            return self._error(context, idx, 400, e)
-        if sequence is not None:
-            return self._handle_chunk(request, idx, context, headers, sequence)
-        seq_id = headers.get(seqs.HEADER_ID)
-        if seq_id:
-            # sequence batching gave this whole-video request a sequence of its
-            # own: ending it at once frees TorchServe's slot (continuousBatching)
-            context.set_response_header(idx, seqs.HEADER_END, seq_id)
-        return self._handle_video(request, idx, context)
-
-    def _handle_video(self, request, idx, context):
-        start = time.perf_counter()
-        workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root)
-        try:
-            video_request = self.preprocess(request, idx, workdir)
-            results, output_path = self.inference(video_request, workdir)
-            body = self.postprocess(results, output_path, video_request.output)
-        except Exception as e:  # noqa: BLE001 - the worker must survive any one request
-            return self._failed(context, idx, e, 'request')
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        seconds = time.perf_counter() - start
+            results, video = self._step_chunk(seq, request)
+        except BaseException as e:
+            self._chunk_failed(seq, e)
+            raise
+        index = seq.chunks
+        seq.chunks += 1 if request.chunk is not None else 0
+        if request.sequence.end:
+            self.sequences.close(seq, 'ended')
+        else:
+            self.sequences.release(seq)
         frames = results['video']['num_frames']
-        restore_root_logging()
-        self._record_metrics(context, frames, seconds)
-        context.set_response_content_type(idx, OUTPUT_TYPES[video_request.output])
-        logger.info('%s: %d frames in %.2f s (%.2f fps), %s out', self.model_name, frames, seconds,
-                    frames / seconds, video_request.output)
-        return body
+        return Tracked(request, results, frames, first_frame=seq.frames - frames, video=video,
+                       restart_reason=restart_reason, chunk_index=index,
+                       detector_passes=self.model.detector_passes - passes)
 
-    # -- streaming: one chunk of a sequence -----------------------------------------
-    def _handle_chunk(self, request, idx, context, headers, sequence):
-        """Tracks one chunk in its sequence's session; the response holds that
-        chunk's frames (JSON by default). See the README's "Streaming"."""
-        start = time.perf_counter()
-        seq_id = sequence.seq_id
-        context.set_response_header(idx, seqs.HEADER_ID, seq_id)
-        try:
-            if self.sequences is None:
-                raise seqs.StreamingUnavailable(self.no_streaming_reason)
-            output = parse_output(find_option(request, headers, 'output') or 'json')
-            score_thr = parse_score_thr(find_option(request, headers, 'score_thr'))
-            init_bbox = find_option(request, headers, 'init_bbox') or None
-            body = find_body(request)
-            chunk = seqs.read_chunk(body) if body else None
-            if chunk is None and not sequence.end:
-                raise InputError('no chunk in the request: send a short video or one image as '
-                                 'the body, or only ts_request_sequence_end: true to end the sequence')
-            # public detections: frame numbers are the sequence's (1-based across chunks)
-            detections = parse_detections(request)
-            if chunk is not None:
-                check_detections_given(self.model, detections is not None)
-            seq, restart_reason = self._open_sequence(sequence, score_thr, init_bbox, chunk)
-            try:
-                result, body_out = self._track_chunk(seq, chunk, score_thr, output, detections)
-            except BaseException as e:
-                self._chunk_failed(seq, e)
-                raise
-            index = seq.chunks
-            seq.chunks += 1 if chunk is not None else 0
-            if sequence.end:
-                self.sequences.close(seq, 'ended')
-            else:
-                self.sequences.release(seq)
-        except Exception as e:  # noqa: BLE001 - the worker must survive any one request
-            return self._failed(context, idx, e, 'chunk')
-        finally:
-            if self.sequences is None or not self.sequences.is_live(seq_id):
-                # nothing left to route here: free TorchServe's sequence slot at once
-                context.set_response_header(idx, seqs.HEADER_END, seq_id)
-        restarted = restart_reason is not None
-        frames = len(result['frames'])
-        first = result['frames'][0]['frame_id'] if frames else seq.frames
-        seconds = time.perf_counter() - start
-        restore_root_logging()
-        if frames:
-            self._record_metrics(context, frames, seconds)
-        context.set_response_header(idx, 'x-sequence-chunk', str(index))
-        context.set_response_header(idx, 'x-sequence-first-frame', str(first))
-        context.set_response_header(idx, 'x-sequence-restarted', str(restarted).lower())
-        context.set_response_content_type(idx, OUTPUT_TYPES[output])
-        logger.info('%s: sequence %s chunk %d%s: frames %d-%d in %.2f s%s', self.model_name, seq_id,
-                    index, ' (restarted)' if restarted else '', first, first + frames - 1, seconds,
-                    ', ended' if sequence.end else '')
-        if output == 'json':
-            head = {'sequence_id': seq_id, 'chunk': index, 'restarted': restarted}
-            if restarted:
-                head['restart_reason'] = restart_reason
-            head['ended'] = sequence.end
-            return json.dumps({**head, **result})
-        if output == 'mot':
-            return ''.join(mot_lines(result['frames']))
-        return body_out     # the chunk's annotated mp4 (empty for an end without a chunk)
-
-    def _open_sequence(self, sequence, score_thr, init_bbox, chunk):
+    def _open_sequence(self, request):
         """(Sequence, restart reason or None): the running one, a new one for a
         start, a fresh one for an id this worker evicted when idle; else 409/410."""
+        sequence, chunk = request.sequence, request.chunk
         store, seq_id = self.sequences, sequence.seq_id
         seq = store.acquire(seq_id)
         if sequence.start:
@@ -277,9 +253,9 @@ class MMTrackHandler(BaseHandler):
                 store.release(seq)
                 raise seqs.SequenceConflict(
                     f'sequence {seq_id} is already running ({seq.chunks} chunks, {seq.frames} '
-                    'frames): send its next chunk without ts_request_sequence_start, end it with '
-                    'ts_request_sequence_end: true, or start another id')
-            return self._new_sequence(seq_id, score_thr, init_bbox), None
+                    f'frames): send its next chunk without {self.header_names.start}, end it with '
+                    f'{self.header_names.end}: true, or start another id')
+            return self._new_sequence(seq_id, request.score_thr, request.init_bbox), None
         if seq is not None:
             if chunk is not None and seq.width is not None \
                     and (chunk.width, chunk.height) != (seq.width, seq.height):
@@ -292,13 +268,13 @@ class MMTrackHandler(BaseHandler):
         if tomb is None or tomb.reason != 'evicted' or chunk is None:
             raise seqs.SequenceGone(seqs.gone_message(seq_id, tomb))
         # an id evicted for idleness comes back: it starts again, and says so
-        if self.model.task == 'sot' and not init_bbox:
+        if self.model.task_type.needs_init_bbox and not request.init_bbox:
             raise seqs.SequenceGone(
-                f'sequence {seq_id} {seqs.eviction(tomb)}, and single object tracking cannot '
-                'start again without the target: resend this chunk with init_bbox (and '
-                'ts_request_sequence_start: true)')
-        seq = self._new_sequence(seq_id, tomb.score_thr if score_thr is None else score_thr,
-                                 init_bbox)
+                f'sequence {seq_id} {seqs.eviction(tomb)}, and {self.model.task_type.title} '
+                'cannot start again without the target: resend this chunk with init_bbox (and '
+                f'{self.header_names.start}: true)')
+        score_thr = tomb.score_thr if request.score_thr is None else request.score_thr
+        seq = self._new_sequence(seq_id, score_thr, request.init_bbox)
         reason = (f'sequence {seq_id} {seqs.eviction(tomb)}: this chunk started it again, so '
                   'frame ids and track ids start again from 0')
         return seq, reason
@@ -310,35 +286,37 @@ class MMTrackHandler(BaseHandler):
         return seqs.Sequence(seq_id, session, session.score_thr, init_bbox,
                              last_used=time.monotonic())
 
-    def _track_chunk(self, seq, chunk, score_thr, output, detections=None):
-        """Steps the chunk's frames; returns (results dict of this chunk, mp4 bytes or None).
-        ``detections``: ``{sequence frame_id: (N, 5)}`` for a public-detection model."""
-        session = seq.session
-        if score_thr is not None:
-            session.score_thr = score_thr
+    def _step_chunk(self, seq, request):
+        """The chunk's frames through the core's frame loop (detector batched,
+        I/O in the background, as a whole video); returns (this chunk's results
+        dict, its annotated mp4 bytes or None)."""
+        session, chunk = seq.session, request.chunk
+        if request.score_thr is not None:
+            session.score_thr = request.score_thr
         width, height = (chunk.width, chunk.height) if chunk is not None else (seq.width, seq.height)
         fps = (chunk.fps if chunk is not None and chunk.fps else seq.fps) or seqs.IMAGE_FPS
-        frames, video = [], b''
-        # the annotated mp4 goes through a private temp dir: faststart rewrites the file
-        workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root) \
-            if output == 'mp4' and chunk is not None else None
-        try:
-            writer = VideoWriter(Path(workdir) / 'chunk.mp4', width, height, fps) if workdir else None
+        frames, video = [], None
+        if chunk is not None:
+            # the annotated mp4 goes through a private temp dir: faststart rewrites the file
+            workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.temp_root) \
+                if request.output == 'mp4' else None
             try:
-                for frame in (chunk.frames() if chunk is not None else ()):
-                    boxes = None if detections is None else for_frame(detections, session.frame_id)
-                    result = session.step(frame, boxes)
-                    frames.append(result.to_json())
+                writer = VideoWriter(Path(workdir) / 'chunk.mp4', width, height, fps) \
+                    if workdir else None
+                try:
+                    frames, _ = track_frames(session, chunk.frames(), writer=writer,
+                                             detections=request.detections,
+                                             detector_batch=self.detector_batch)
+                finally:
                     if writer is not None:
-                        writer.write(draw_objects(frame, result.objects))
+                        writer.close()
+                if workdir:
+                    video = (Path(workdir) / 'chunk.mp4').read_bytes()
             finally:
-                if writer is not None:
-                    writer.close()
-            if workdir:
-                video = (Path(workdir) / 'chunk.mp4').read_bytes()
-        finally:
-            if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+                if workdir:
+                    shutil.rmtree(workdir, ignore_errors=True)
+        elif request.output == 'mp4':
+            video = b''                     # an end without a chunk: nothing to show
         if not self.sequences.is_live(seq.seq_id):
             self.sequences.add(seq)
         if chunk is not None:
@@ -349,45 +327,109 @@ class MMTrackHandler(BaseHandler):
         return results_json(info, self.model.task, self.model.classes, frames), video
 
     def _chunk_failed(self, seq, error):
-        """A chunk failed while tracking. If the session had moved on, its state
-        is partial: the sequence is dropped (later chunks get 410, never ids
-        that silently skip frames); if not, it stays as it was."""
+        """A chunk failed while tracking. Unless it was refused before the
+        session moved (a user error at its first frame), the session's state may
+        be partial: the sequence is dropped (later chunks get 410, never ids
+        that silently skip frames)."""
         store = self.sequences
         if not store.is_live(seq.seq_id):
             return                                  # a new sequence: never registered
-        if seq.session.frame_id == seq.frames:
+        if seq.session.frame_id == seq.frames and isinstance(error, MMTrackServeError):
             store.release(seq)
         else:
             store.close(seq, 'failed', detail=f'{type(error).__name__} at frame {seq.session.frame_id}')
 
-    def _failed(self, context, idx, error, what):
-        """The error response for a request that raised ``error``: the
-        sequence's own status, 400 for bad input, 422 for a model that cannot
-        take it, 500 (logged with its traceback) for anything else."""
-        if isinstance(error, seqs.SequenceError):
-            if isinstance(error, seqs.SequencesFull):
-                context.set_response_header(idx, 'Retry-After', str(error.retry_after))
-            return self._error(context, idx, error.status, error)
-        if isinstance(error, InputError):
-            return self._error(context, idx, 400, error)
-        if isinstance(error, MMTrackServeError):
-            return self._error(context, idx, 422, error)
-        logger.exception('%s failed', what)
-        return self._error(context, idx, 500, error)
+    # -- postprocess ---------------------------------------------------------------------
+    def _answer(self, outcome):
+        context = self.context
+        idx = outcome.idx if isinstance(outcome, Failed) else outcome.request.idx
+        sequence = outcome.sequence if isinstance(outcome, Failed) else \
+            getattr(outcome.request, 'sequence', None)
+        try:
+            if isinstance(outcome, Failed):
+                return self._error(idx, outcome.error, outcome.what)
+            try:
+                if isinstance(outcome.request, ChunkRequest):
+                    return self._chunk_answer(outcome)
+                return self._video_answer(outcome)
+            except Exception as e:  # noqa: BLE001 - the worker must survive any one request
+                return self._error(idx, e, 'chunk' if sequence else 'request')
+        finally:
+            if isinstance(outcome, Tracked) and isinstance(outcome.request, VideoRequest):
+                shutil.rmtree(outcome.request.workdir, ignore_errors=True)
+            if sequence is not None and (self.sequences is None
+                                         or not self.sequences.is_live(sequence.seq_id)):
+                # nothing left to route here: free TorchServe's sequence slot at once
+                context.set_response_header(idx, self.header_names.end, sequence.seq_id)
 
-    def _error(self, context, idx, code, error):
-        message = str(error) if code != 500 else f'internal error: {type(error).__name__}: {error}'
-        context.set_response_status(code, message.splitlines()[0][:200], idx)
-        context.set_response_content_type(idx, 'application/json')
+    def _video_answer(self, tracked):
+        request = tracked.request
+        seconds = time.perf_counter() - request.started
+        restore_root_logging()
+        self._record_metrics(tracked, seconds)
+        self.context.set_response_content_type(request.idx, OUTPUT_TYPES[request.output])
+        logger.info('%s: %d frames in %.2f s (%.2f fps), %s out', self.model_name,
+                    tracked.num_frames, seconds, tracked.num_frames / seconds, request.output)
+        return self._body(tracked, request.output)
+
+    def _chunk_answer(self, tracked):
+        request, context = tracked.request, self.context
+        idx, seq_id, end = request.idx, request.sequence.seq_id, request.sequence.end
+        restarted = tracked.restart_reason is not None
+        frames, first = tracked.num_frames, tracked.first_frame
+        seconds = time.perf_counter() - request.started
+        restore_root_logging()
+        if frames:
+            self._record_metrics(tracked, seconds)
+        context.set_response_header(idx, CHUNK_HEADER, str(tracked.chunk_index))
+        context.set_response_header(idx, FIRST_FRAME_HEADER, str(first))
+        context.set_response_header(idx, RESTARTED_HEADER, str(restarted).lower())
+        context.set_response_content_type(idx, OUTPUT_TYPES[request.output])
+        logger.info('%s: sequence %s chunk %d%s: frames %d-%d in %.2f s%s', self.model_name, seq_id,
+                    tracked.chunk_index, ' (restarted)' if restarted else '', first,
+                    first + frames - 1, seconds, ', ended' if end else '')
+        if request.output == 'json':
+            head = {'sequence_id': seq_id, 'chunk': tracked.chunk_index, 'restarted': restarted}
+            if restarted:
+                head['restart_reason'] = tracked.restart_reason
+            head['ended'] = end
+            return json.dumps({**head, **tracked.results})
+        return self._body(tracked, request.output)
+
+    @staticmethod
+    def _body(tracked, output):
+        if output == 'mp4':
+            return tracked.video
+        if output == 'json':
+            return json.dumps(tracked.results)
+        return ''.join(mot_lines(tracked.results['frames']))
+
+    def _error(self, idx, error, what):
+        """The answer to a request that raised ``error``: the status it carries
+        (``errors``, ``sequences``), or 500, logged with its traceback."""
+        if isinstance(error, MMTrackServeError):
+            code = error.status
+            message = str(error)
+            retry_after = getattr(error, 'retry_after', None)
+            if retry_after is not None:
+                self.context.set_response_header(idx, 'Retry-After', str(retry_after))
+        else:
+            logger.exception('%s failed', what, exc_info=error)
+            code = 500
+            message = f'internal error: {type(error).__name__}: {error}'
+        self.context.set_response_status(code, message.splitlines()[0][:200], idx)
+        self.context.set_response_content_type(idx, 'application/json')
         return json.dumps({'code': code, 'type': type(error).__name__, 'message': message})
 
-    def _record_metrics(self, context, frames, seconds):
-        metrics = getattr(context, 'metrics', None)
+    def _record_metrics(self, tracked, seconds):
+        metrics = getattr(self.context, 'metrics', None)
         if metrics is None:
             return
         from ts.metrics.metric_type_enum import MetricTypes
+        frames = tracked.num_frames
         # fresh lists: TorchServe appends its default dimensions to the one passed
         metrics.add_counter('FramesProcessed', frames, dimensions=[])
+        # fewer than FramesProcessed where frames batch through the detector
+        metrics.add_counter('DetectorPasses', tracked.detector_passes, dimensions=[])
         metrics.add_metric('FramesPerSecond', round(frames / seconds, 3), unit='count',
                            dimensions=[], metric_type=MetricTypes.GAUGE)
-

@@ -28,6 +28,8 @@ from typing import Optional
 import numpy as np
 
 from mmtrack_serve.errors import InputError, MMTrackServeError
+from mmtrack_serve.serving.protocol import (  # noqa: F401 - HEADER_ID re-exported
+    HEADER_END, HEADER_ID, HEADER_START, SEQUENCE_HEADERS)
 
 DEFAULT_MAX_SEQUENCES = 8
 DEFAULT_IDLE_MS = 60_000
@@ -38,9 +40,6 @@ SEQUENCE_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$')
 # What TorchServe's frontend assigns when sequence batching is on and a request
 # has no id ("ts-seq-" + UUID, with ts_request_sequence_start: true).
 FRONTEND_ID = re.compile(r'^ts-seq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
-HEADER_ID = 'ts_request_sequence_id'
-HEADER_START = 'ts_request_sequence_start'
-HEADER_END = 'ts_request_sequence_end'
 TRUE = ('true', '1', 'yes', 'on')
 # A chunk's frame rate when it is a single image and the sequence has none yet.
 IMAGE_FPS = 30.0
@@ -91,22 +90,23 @@ class SequenceRequest:
     chosen_by_server: bool = False
 
 
-def classify(headers, stream=None):
+def classify(headers, stream=None, names=SEQUENCE_HEADERS):
     """A SequenceRequest, or None for a whole-video request.
 
     ``headers``: the request's headers (any case); ``stream``: the ``stream``
-    option (header or form field). With sequence batching on, TorchServe gives
+    option (header or form field); ``names``: the sequence header names in
+    force (``protocol.SequenceHeaders``, from the worker's context). With sequence batching on, TorchServe gives
     every request without an id one of its own (``ts-seq-<uuid>``, plus
     ``ts_request_sequence_start: true``): such a request is a whole video unless
     it says ``stream: true``.
     """
     lowered = {str(k).lower(): v for k, v in headers.items()}
-    seq_id = headers.get(HEADER_ID) or lowered.get(HEADER_ID)
+    seq_id = headers.get(names.id) or lowered.get(names.id.lower())
     if isinstance(seq_id, (bytes, bytearray)):
         seq_id = seq_id.decode('utf-8', 'replace')
     seq_id = seq_id.strip() if seq_id else None
-    start = is_true(lowered.get(HEADER_START))
-    end = is_true(lowered.get(HEADER_END))
+    start = is_true(lowered.get(names.start.lower()))
+    end = is_true(lowered.get(names.end.lower()))
     streaming = is_true(stream)
     assigned_by_frontend = bool(seq_id and start and FRONTEND_ID.match(seq_id))
     if not streaming and (seq_id is None or assigned_by_frontend):
@@ -114,7 +114,7 @@ def classify(headers, stream=None):
     if seq_id is None:
         return SequenceRequest(f'seq-{uuid.uuid4().hex}', start=True, end=end, chosen_by_server=True)
     if not SEQUENCE_ID.match(seq_id):
-        raise InputError(f'{HEADER_ID} must be 1-128 letters, digits and ". _ : -", '
+        raise InputError(f'{names.id} must be 1-128 letters, digits and ". _ : -", '
                          f'starting with a letter or digit; got {seq_id[:140]!r}')
     if assigned_by_frontend:
         return SequenceRequest(seq_id, start=True, end=end, chosen_by_server=True)

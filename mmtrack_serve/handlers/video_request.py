@@ -1,47 +1,76 @@
-"""What a prediction request carries: the video (raw body or a multipart
-field) and options (headers or multipart fields; TorchServe 0.12 drops query
-parameters), checked. Kept apart from
-the handler module because TorchServe requires that module to define exactly
-one class."""
-from dataclasses import dataclass
+"""What a prediction request carries, read and checked: a whole video
+(``VideoRequest``) or one chunk of a stream (``ChunkRequest``), each with its
+options (headers or multipart fields; TorchServe 0.12 drops query
+parameters). Kept apart from the handler module because TorchServe requires
+that module to define exactly one class."""
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from mmtrack_serve.detections import read_det_txt
 from mmtrack_serve.errors import InputError
-
-OUTPUT_TYPES = {'mp4': 'video/mp4', 'json': 'application/json', 'mot': 'text/plain'}
-# form fields and body keys that may carry the video, in order of preference
-BODY_KEYS = ('data', 'body', 'file', 'video')
-OPTION_KEYS = ('score_thr', 'output', 'init_bbox')
-# the multipart field with a public-detection model's boxes (MOTChallenge det.txt)
-DETECTIONS_KEY = 'detections'
+from mmtrack_serve.handlers import sequences as seqs
+from mmtrack_serve.serving.protocol import (BODY_KEYS, DEFAULT_CHUNK_OUTPUT, DEFAULT_OUTPUT,
+                                            DETECTIONS_KEY, HEADER_END, OUTPUT_TYPES)
 
 
 @dataclass
 class VideoRequest:
+    """A whole video, written to ``video_path`` inside the request's ``workdir``."""
+    idx: int
+    workdir: Path
     video_path: Path
-    score_thr: Optional[float]     # None: the task's default (mmtrack_serve.defaults)
+    score_thr: Optional[float]     # None: the task's default (TaskType.default_score_thr)
     output: str
     init_bbox: Optional[str]
     detections: Optional[dict] = None   # {frame_id: (N, 5)}, from the det.txt sent
+    started: float = field(default_factory=time.perf_counter)
 
 
-def parse_request(request, headers, video_path):
-    """Writes the upload to ``video_path``; returns a VideoRequest."""
+@dataclass
+class ChunkRequest:
+    """One chunk of a sequence (None for an end without a chunk), decoded once to check it."""
+    idx: int
+    sequence: seqs.SequenceRequest
+    chunk: Optional[seqs.Chunk]
+    score_thr: Optional[float]
+    output: str
+    init_bbox: Optional[str]
+    detections: Optional[dict] = None   # frame numbers are the sequence's
+    started: float = field(default_factory=time.perf_counter)
+
+
+def parse_video_request(idx, request, headers, workdir):
+    """Writes the upload to ``workdir/input``; returns a VideoRequest."""
     body = find_body(request)
     if body is None:
         raise InputError('no video in the request: send it as the body '
                          '(curl -T video.mp4) or as form field "data" (-F data=@video.mp4)')
     if len(body) == 0:
         raise InputError('the video is empty (0 bytes)')
-    options = {key: find_option(request, headers, key) for key in OPTION_KEYS}
-    score_thr = parse_score_thr(options['score_thr'])
-    output = parse_output(options['output'])
+    score_thr = parse_score_thr(find_option(request, headers, 'score_thr'))
+    output = parse_output(find_option(request, headers, 'output') or DEFAULT_OUTPUT)
     detections = parse_detections(request)
-    Path(video_path).write_bytes(body)
-    return VideoRequest(Path(video_path), score_thr, output, options['init_bbox'] or None,
-                        detections)
+    video_path = Path(workdir) / 'input'
+    video_path.write_bytes(body)
+    return VideoRequest(idx, Path(workdir), video_path, score_thr, output,
+                        find_option(request, headers, 'init_bbox') or None, detections)
+
+
+def parse_chunk_request(idx, request, headers, sequence, end_header=HEADER_END):
+    """A ChunkRequest for a request that feeds ``sequence`` (``end_header``:
+    the name in force of the header that ends one)."""
+    output = parse_output(find_option(request, headers, 'output') or DEFAULT_CHUNK_OUTPUT)
+    score_thr = parse_score_thr(find_option(request, headers, 'score_thr'))
+    init_bbox = find_option(request, headers, 'init_bbox') or None
+    body = find_body(request)
+    chunk = seqs.read_chunk(body) if body else None
+    if chunk is None and not sequence.end:
+        raise InputError('no chunk in the request: send a short video or one image as '
+                         f'the body, or only {end_header}: true to end the sequence')
+    return ChunkRequest(idx, sequence, chunk, score_thr, output, init_bbox,
+                        parse_detections(request))
 
 
 def parse_detections(request):
@@ -91,7 +120,7 @@ def parse_score_thr(value):
 
 
 def parse_output(value):
-    value = (value or 'mp4').lower()
+    value = value.lower()
     if value not in OUTPUT_TYPES:
         raise InputError(f'output must be one of {", ".join(OUTPUT_TYPES)}, got {value!r}')
     return value

@@ -16,10 +16,11 @@ Each step's output is reused when present (the synthetic worlds, a finished
 training), so a rerun after a failed evaluation does not retrain; delete
 ``CACHE_DIR/work`` to train again.
 
-Training takes about 15 minutes on 2 idle CPU cores (0.7 s an iteration). On
-a machine busy with other work, run it with ``OMP_NUM_THREADS=1``: torch's
-threads spin-wait for each other when they do not each get a core, and an
-iteration took 5-10 s with 2 threads where it took 1.3 s with 1.
+Training takes about 15 minutes on 2 idle CPU cores. On a machine busy with
+other work, run it with ``OMP_NUM_THREADS=1``: torch's threads spin-wait for
+each other when they do not each get a core, and an iteration with 2 threads
+is then several times slower than with 1 (the same effect on served workers:
+BENCHMARKS.md, one vs two workers).
 """
 import argparse
 import json
@@ -223,7 +224,7 @@ def compare_figures(before, after):
 
 
 if __name__ == '__main__':
-    from ..cli import quiet_warnings
+    from ..quiet import quiet_warnings
     quiet_warnings()
     parser = argparse.ArgumentParser(prog='python -m mmtrack_serve.training.demo_model',
                                      description=__doc__.split('\n\n')[0])

@@ -12,11 +12,9 @@ Model families, as the tools pick them:
 - ``'reid'``: ``TRAIN_REID = True``: ``cfg.model.reid``, built by
   ``mmtrack.models.build_reid``.
 """
-import copy
 import multiprocessing
 import os
 import platform
-import warnings
 
 import cv2
 
@@ -30,15 +28,7 @@ def load_tool_config(config, cfg_options=None):
     """``(cfg, family)`` for a config path or wheel config name, with
     ``cfg.model`` replaced by its detector or reid part as the tools do,
     before ``cfg_options`` are merged (so options address that part)."""
-    import mmcv
-    if isinstance(config, mmcv.Config):
-        cfg = copy.deepcopy(config)
-    else:
-        path = compat.find_config(str(config))
-        try:
-            cfg = mmcv.Config.fromfile(str(path))
-        except Exception as e:  # mmcv raises many kinds on a bad file
-            raise ConfigError(f'cannot read config {path}: {type(e).__name__}: {e}') from None
+    cfg = compat.read_config(config)
     if not isinstance(cfg.get('model'), dict):
         raise ConfigError('the config defines no model')
     family = 'mmtrack'
@@ -62,11 +52,7 @@ def build_family_model(cfg, family, checkpoint=None):
     the checkpoint overwrites them all."""
     if checkpoint is not None and not os.path.isfile(checkpoint):
         raise InputError(f'checkpoint not found: {checkpoint}')
-    keep = (lambda path: False) if checkpoint is not None else os.path.isfile
-    skipped = compat.strip_pretrained(cfg.model, keep=keep)
-    if skipped and checkpoint is None:
-        warnings.warn(f'not downloading {len(skipped)} pretrained weight(s) named by the config '
-                      f'({", ".join(skipped)}): those parts start from random weights')
+    compat.strip_unfetched(cfg.model, checkpoint)
     if family == 'detector':
         from mmdet.models import build_detector as build
     elif family == 'reid':
@@ -80,11 +66,7 @@ def build_family_model(cfg, family, checkpoint=None):
         model = build(cfg.model)
     model.init_weights()
     if checkpoint is not None:
-        from mmcv.runner import load_checkpoint
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu')
-        classes = loaded.get('meta', {}).get('CLASSES') if isinstance(loaded, dict) else None
-        if classes:
-            model.CLASSES = classes
+        compat.load_weights(model, checkpoint)
     return model
 
 

@@ -105,7 +105,7 @@ def test_checkpoint_converts_to_mar(trained, tmp_path):
     pytest.importorskip('model_archiver')
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     mar = convert(str(trained / f'{CONFIG.stem}.py'), str(trained / 'latest.pth'),
-                  str(tmp_path), 'tiny_synthetic')
+                  output_folder=str(tmp_path), model_name='tiny_synthetic')
     with zipfile.ZipFile(mar) as archive:
         names = archive.namelist()
     assert 'config.py' in names and any(n.endswith('.pth') for n in names)

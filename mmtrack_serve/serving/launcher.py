@@ -22,9 +22,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import MMTrackServeError
+from ..errors import MMTrackServeError
 
 DEFAULT_LIMIT_BYTES = 1 << 30          # 1 GiB request and response
+# A whole video is one request: TorchServe's default 120 s is too short for long
+# ones. The server's default, and each model's (the converter's model-config.yaml).
 DEFAULT_RESPONSE_TIMEOUT_S = 3600
 # TorchServe's workers listen on unix sockets TMPDIR/.ts.sock.PORT (TMPDIR is
 # the run dir's tmp/); Linux cuts such a path at 107 bytes and the worker dies.
