@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 from .detections import read_det_txt
 from .errors import InputError
 from .frame_loop import track_frames
+from .limits import Deadline, Limits, check_reader, guarded
 from .results import results_json, write_json, write_mot_txt
 from .video import VideoReader, VideoWriter
 
@@ -24,7 +25,8 @@ def track_video(model: 'TrackingModel', source: Union[str, os.PathLike, bytes],
                 session: Optional['TrackingSession'] = None, source_name: Optional[str] = None,
                 detector_batch: Optional[int] = None, background_io: bool = True,
                 keep_frames: bool = True,
-                detections: Optional[Union[dict, str, os.PathLike]] = None) -> dict:
+                detections: Optional[Union[dict, str, os.PathLike]] = None,
+                limits: Optional[Limits] = None) -> dict:
     """Tracks every frame of ``source`` (path, bytes or image folder).
 
     ``output``: the path to write the annotated H.264 mp4 to, or None.
@@ -41,6 +43,10 @@ def track_video(model: 'TrackingModel', source: Union[str, os.PathLike, bytes],
     the boxes supplied with the video: ``{frame_id (0-based): (N, 5) array}`` as
     ``detections.read_det_txt`` returns, or the path of a MOTChallenge det.txt;
     a frame absent from it has no detections.
+    ``limits``: bounds on the work (``limits.Limits``: frames, pixels,
+    seconds, decoded pixels, time budget): checked from the header before any
+    frame is tracked, then while decoding; past one, LimitExceeded or
+    TimeBudgetExceeded, never a partial result. None: no bounds.
     Returns the results dict (schema in ``results``); with ``keep_frames=False``
     its ``frames`` list is empty (for callers that only want the mp4).
     Frames stream through: memory does not grow with the video's length, but
@@ -51,14 +57,18 @@ def track_video(model: 'TrackingModel', source: Union[str, os.PathLike, bytes],
     if detections is not None and not isinstance(detections, dict):
         detections = read_det_txt(detections)
     session = session or model.session(init_bbox=init_bbox, score_thr=score_thr)
+    deadline = Deadline(limits) if limits is not None else None
     with VideoReader(source, fps=fps, name=source_name) as reader:
+        what = source_name or 'the video'
+        check_reader(limits, reader, what)
         writer = VideoWriter(output, reader.width, reader.height, reader.fps) if output else None
         bar = _progress(progress, reader.num_frames)
         try:
-            frames, count = track_frames(session, reader, writer=writer, detections=detections,
+            frames, count = track_frames(session, guarded(reader, limits, reader.fps, what),
+                                         writer=writer, detections=detections,
                                          detector_batch=detector_batch,
                                          background_io=background_io, keep_frames=keep_frames,
-                                         progress=bar)
+                                         progress=bar, deadline=deadline)
         finally:
             bar.close()
             if writer:

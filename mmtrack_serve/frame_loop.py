@@ -14,7 +14,7 @@ QUEUED_FRAMES = 4
 
 
 def track_frames(session, frames, *, writer=None, detections=None, detector_batch=None,
-                 background_io=True, keep_frames=True, progress=None):
+                 background_io=True, keep_frames=True, progress=None, deadline=None):
     """Tracks ``frames`` (an iterable of BGR arrays) in ``session``; returns
     (the frames' results as JSON dicts, the number of frames).
 
@@ -24,7 +24,8 @@ def track_frames(session, frames, *, writer=None, detections=None, detector_batc
     frames per detector pass (None or 0: by the model's input size; see
     ``TrackingModel.frames_per_pass``). ``keep_frames=False`` returns no
     per-frame results (a caller that only wants the video). ``progress``: a
-    tqdm bar, updated per batch.
+    tqdm bar, updated per batch. ``deadline``: a ``limits.Deadline``, checked
+    before each batch (past it, TimeBudgetExceeded stops the loop).
     """
     model = session.model
     results, count = [], 0
@@ -36,6 +37,8 @@ def track_frames(session, frames, *, writer=None, detections=None, detector_batc
         # frames held at once: the queues and one batch, sized by the first frame
         per_pass = model.frames_per_pass(first, detector_batch)
         for batch in _batches(itertools.chain([first], decoded), per_pass):
+            if deadline is not None:
+                deadline.check(count)
             boxes = None if detections is None else \
                 [for_frame(detections, session.frame_id + i) for i in range(len(batch))]
             for frame, result in zip(batch, session.step_many(batch, per_pass, boxes)):

@@ -28,8 +28,8 @@ class VideoReader:
     of images (sorted by name).
 
     ``width``, ``height`` and ``fps`` are known after construction;
-    ``num_frames`` is the container's count (None when the container does not
-    say). Opening fails with InputError when the source holds no decodable video.
+    ``num_frames`` is the container's count and ``duration_s`` its duration
+    (None when the container does not say; both may be wrong). Opening fails with InputError when the source holds no decodable video.
     """
 
     def __init__(self, source, fps=None, name=None):
@@ -77,6 +77,11 @@ class VideoReader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = Fraction(rate) if rate and 0 < rate <= MAX_FPS else DEFAULT_FOLDER_FPS
         self.num_frames = stream.frames or None
+        if stream.duration and stream.time_base:
+            self.duration_s = float(stream.duration * stream.time_base)
+        else:
+            duration = self._container.duration       # microseconds
+            self.duration_s = duration / 1e6 if duration and duration > 0 else None
         self._name = name
 
     def _open_folder(self, folder):
@@ -91,6 +96,7 @@ class VideoReader:
         self.height, self.width = first.shape[:2]
         self.fps = DEFAULT_FOLDER_FPS
         self.num_frames = len(images)
+        self.duration_s = None
         self._name = str(images[0].parent)
 
     # -- reading -------------------------------------------------------------

@@ -2,6 +2,7 @@
 import time
 from pathlib import Path
 
+from .. import limits
 from ..defaults import SCORE_THR_HELP
 from ..errors import InputError
 from . import make_output_folders
@@ -29,6 +30,7 @@ def add_arguments(p):
                         'by frame (default: by input size, up to 8 small inputs and 1 large one; '
                         '1 turns it off)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+    limits.add_arguments(p)
 
 
 def main(args):
@@ -42,6 +44,12 @@ def main(args):
         raise InputError(f'--detector-batch must be 1 or more, got {args.detector_batch}')
     if not (args.output or args.json or args.mot):
         raise InputError('nothing to write: give --output, --json and/or --mot')
+    try:
+        request_limits = limits.from_arguments(args)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if all(value is None for value in request_limits.as_dict().values()):
+        request_limits = None
     make_output_folders(args.output, args.json, args.mot)
     # Check the input before the slow model load.
     VideoReader(args.input).close()
@@ -53,7 +61,8 @@ def main(args):
     start = time.perf_counter()
     results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
                           init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet,
-                          detector_batch=args.detector_batch, detections=detections)
+                          detector_batch=args.detector_batch, detections=detections,
+                          limits=request_limits)
     seconds = time.perf_counter() - start
     save_results(results, args.json, args.mot)
     n = results['video']['num_frames']

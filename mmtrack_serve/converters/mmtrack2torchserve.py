@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Union
 
 import yaml
 
+from mmtrack_serve import limits
 from mmtrack_serve.errors import ConfigError, InputError, MMTrackServeError
 # Streaming (README, "Streaming"): sessions per worker and their idle timeout,
 # the handler's defaults.
@@ -27,6 +28,10 @@ from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 HANDLER = Path(__file__).resolve().parents[1] / 'handlers' / 'mmtrack_handler.py'
 # TorchServe's own rule for model names, which also keeps them out of paths.
 MODEL_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_\-.]*$')
+# what a served request may ask for: the server's defaults, and a time budget
+# inside the response timeout
+DEFAULT_LIMITS = limits.SERVER_DEFAULTS.with_values(
+    {'time_budget_s': limits.time_budget_for(DEFAULT_RESPONSE_TIMEOUT_S)})
 DOWNLOAD_DIR = Path.home() / '.cache' / 'mmtrack-serve' / 'downloads'
 # --sequence-batching: whole-video requests that may wait per worker beside the
 # sequences (TorchServe counts each as a sequence while it waits or runs), the
@@ -71,6 +76,7 @@ def parse_args(argv=None):
                         'each sequence to one worker (see the README for its caveats)')
     p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                    help='override config settings before bundling')
+    limits.add_arguments(p, DEFAULT_LIMITS)
     return p.parse_args(argv)
 
 
@@ -82,13 +88,16 @@ def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: 
             weights: Iterable[str] = (), download: bool = False, workers: int = 1,
             cfg_options: Optional[dict] = None, max_sequences: int = DEFAULT_MAX_SEQUENCES,
             sequence_idle_ms: int = DEFAULT_IDLE_MS, sequence_batching: bool = False,
-            detector_batch: int = 0, torch_threads: int = 0) -> Path:
-    """Writes the .mar and returns its path."""
+            detector_batch: int = 0, torch_threads: int = 0,
+            request_limits: Optional[dict] = None) -> Path:
+    """Writes the .mar and returns its path. ``request_limits``: {limit name:
+    value (0 or None: none)} over the served defaults (``limits``)."""
     from mmtrack_serve import mmtrack_compat as compat
     from mmtrack_serve.tasks import task_type_for
 
     model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
-                                           sequence_batching, detector_batch, torch_threads)
+                                           sequence_batching, detector_batch, torch_threads,
+                                           request_limits)
     if not MODEL_NAME.match(model_name):
         raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
                          '"_", "-" and "." and start with a letter or digit')
@@ -216,10 +225,10 @@ def _download(url):
 
 def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
                        sequence_idle_ms=DEFAULT_IDLE_MS, sequence_batching=False,
-                       detector_batch=0, torch_threads=0):
+                       detector_batch=0, torch_threads=0, request_limits=None):
     """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
     sessions (per worker); ``handler.detector_batch`` and ``handler.torch_threads``
-    are read by the handler at start. Without ``sequence_batching`` TorchServe's own part is
+    are read by the handler at start; ``handler.limits`` bounds each request's work. Without ``sequence_batching`` TorchServe's own part is
     what it always was (one request at a time, its failed workers restarted);
     with it, TorchServe routes each sequence to one worker (README, "Streaming")."""
     if max_sequences < 0:
@@ -231,6 +240,10 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
                          f'got {detector_batch}')
     if torch_threads < 0:
         raise InputError(f'--torch-threads must be 0 (automatic) or more, got {torch_threads}')
+    try:
+        bounds = DEFAULT_LIMITS.with_values(request_limits or {})
+    except (KeyError, ValueError) as e:
+        raise InputError(f'bad request limit: {e}') from None
     if sequence_batching and max_sequences == 0:
         raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
     settings = {'minWorkers': workers,
@@ -255,7 +268,9 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         'handler': {'detector_batch': detector_batch,
                     'torch_threads': torch_threads,
                     'sequences': {'max_sequences': max_sequences,
-                                  'idle_ms': sequence_idle_ms}}})
+                                  'idle_ms': sequence_idle_ms},
+                    # None: no limit
+                    'limits': bounds.as_dict()}})
     return yaml.safe_dump(settings, sort_keys=False)
 
 
@@ -288,7 +303,8 @@ def main(argv=None):
                 workers=args.workers, cfg_options=cfg_options,
                 max_sequences=args.max_sequences, sequence_idle_ms=args.sequence_idle_ms,
                 sequence_batching=args.sequence_batching,
-                detector_batch=args.detector_batch, torch_threads=args.torch_threads)
+                detector_batch=args.detector_batch, torch_threads=args.torch_threads,
+                request_limits={name: getattr(args, name) for name in limits.NAMES})
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ts.torch_handler.base_handler import BaseHandler
@@ -44,10 +45,12 @@ from mmtrack_serve.errors import InputError, MMTrackServeError
 from mmtrack_serve.frame_loop import track_frames
 from mmtrack_serve.handlers import sequences as seqs
 from mmtrack_serve.handlers.outcomes import Failed, Tracked
+from mmtrack_serve.limits import (LIMITS_ENV, SERVER_DEFAULTS, Deadline, time_budget_for)
 from mmtrack_serve.handlers.video_request import (ChunkRequest, VideoRequest, find_option,
                                                   parse_chunk_request, parse_video_request)
 from mmtrack_serve.models import load_model
 from mmtrack_serve.results import mot_lines, results_json
+from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 from mmtrack_serve.serving.protocol import (CHUNK_HEADER, FIRST_FRAME_HEADER, OUTPUT_TYPES,
                                             RESTARTED_HEADER, STREAM_KEY, SequenceHeaders)
 from mmtrack_serve.session import check_detections_given
@@ -107,11 +110,37 @@ class MMTrackHandler(BaseHandler):
                                             context.header_key_sequence_start,
                                             context.header_key_sequence_end)
         self._init_sequences(yaml_config)
+        self.limits = self._limits(yaml_config)
         self.initialized = True
         batch = (self.detector_batch or 'auto') if self.model.can_batch_frames else 1
         logger.info('loaded %s model %s (%s) on %s (%s torch threads, detector batch %s)',
                     self.model.task.upper(), self.model_name, self.model.module.__class__.__name__,
                     self.device, threads, batch)
+        logger.info('%s: request limits %s', self.model_name,
+                    ', '.join(f'{k}={v}' for k, v in self.limits.as_dict().items()))
+
+    def _limits(self, yaml_config):
+        """The request limits: model-config.yaml's ``handler.limits`` (written
+        by mmtrack2torchserve; the server's defaults for archives made before),
+        then what the server was started with (``mmtrack-serve serve --limit``,
+        in MMTRACK_SERVE_LIMITS: for every model under "*", or under this one's name)."""
+        name = self.model_name
+        limits = replace(SERVER_DEFAULTS, how_to_raise=(
+            'convert the model with mmtrack2torchserve --{flag} N, or serve it with '
+            f'mmtrack-serve serve --limit {name}:{{name}}=N (0: no limit)'))
+        timeout = float(yaml_config.get('responseTimeout') or DEFAULT_RESPONSE_TIMEOUT_S)
+        limits = limits.with_values({'time_budget_s': time_budget_for(timeout)})
+        limits = limits.with_values((yaml_config.get('handler') or {}).get('limits') or {})
+        overrides = os.environ.get(LIMITS_ENV)
+        if overrides:
+            try:
+                by_model = json.loads(overrides)
+                for key in ('*', name):
+                    limits = limits.with_values(by_model.get(key) or {})
+            except (ValueError, KeyError, AttributeError) as e:
+                raise MMTrackServeError(f'{LIMITS_ENV} is not valid ({type(e).__name__}: {e}): '
+                                        '{"*" or model name: {limit name: value}} expected') from None
+        return limits
 
     def _set_torch_threads(self, wanted, workers):
         """On CPU, ``wanted`` threads, or (0) the cores shared among the
@@ -179,7 +208,7 @@ class MMTrackHandler(BaseHandler):
                 if self.sequences is None:
                     raise seqs.StreamingUnavailable(self.no_streaming_reason)
                 chunk_request = parse_chunk_request(idx, request, headers, sequence,
-                                                    self.header_names.end)
+                                                    self.header_names.end, self.limits)
                 if chunk_request.chunk is not None:
                     check_detections_given(self.model, chunk_request.detections is not None)
                 return chunk_request
@@ -215,7 +244,7 @@ class MMTrackHandler(BaseHandler):
         results = track_video(self.model, request.video_path, output=output,
                               score_thr=request.score_thr, init_bbox=request.init_bbox,
                               source_name='the uploaded video', detector_batch=self.detector_batch,
-                              detections=request.detections,
+                              detections=request.detections, limits=self.limits,
                               # an mp4 answer needs no per-frame results (a few KB a frame)
                               keep_frames=request.output != 'mp4')
         video = output.read_bytes() if output else None
@@ -306,7 +335,8 @@ class MMTrackHandler(BaseHandler):
                 try:
                     frames, _ = track_frames(session, chunk.frames(), writer=writer,
                                              detections=request.detections,
-                                             detector_batch=self.detector_batch)
+                                             detector_batch=self.detector_batch,
+                                             deadline=Deadline(self.limits))
                 finally:
                     if writer is not None:
                         writer.close()
@@ -407,19 +437,31 @@ class MMTrackHandler(BaseHandler):
     def _error(self, idx, error, what):
         """The answer to a request that raised ``error``: the status it carries
         (``errors``, ``sequences``), or 500, logged with its traceback."""
+        body = {}
         if isinstance(error, MMTrackServeError):
             code = error.status
             message = str(error)
             retry_after = getattr(error, 'retry_after', None)
             if retry_after is not None:
                 self.context.set_response_header(idx, 'Retry-After', str(retry_after))
+            if hasattr(error, 'details'):
+                # a limit: which, the value found, the value allowed
+                body = error.details()
+                self._count('RequestsCut' if error.cut else 'RequestsRefused')
+                logger.warning('%s: %s %s: %s', self.model_name, what,
+                               'cut' if error.cut else 'refused', message)
         else:
             logger.exception('%s failed', what, exc_info=error)
             code = 500
             message = f'internal error: {type(error).__name__}: {error}'
         self.context.set_response_status(code, message.splitlines()[0][:200], idx)
         self.context.set_response_content_type(idx, 'application/json')
-        return json.dumps({'code': code, 'type': type(error).__name__, 'message': message})
+        return json.dumps({'code': code, 'type': type(error).__name__, 'message': message, **body})
+
+    def _count(self, name):
+        metrics = getattr(self.context, 'metrics', None)
+        if metrics is not None:
+            metrics.add_counter(name, 1, dimensions=[])
 
     def _record_metrics(self, tracked, seconds):
         metrics = getattr(self.context, 'metrics', None)

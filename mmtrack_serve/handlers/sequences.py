@@ -300,18 +300,23 @@ class Chunk:
             yield from reader
 
 
-def read_chunk(data, name='the chunk'):
-    """A checked Chunk: every frame decodes, and all have one size."""
+def read_chunk(data, name='the chunk', limits=None):
+    """A checked Chunk: every frame decodes, all have one size, and the chunk
+    is within ``limits`` (``limits.Limits``, per chunk: from its header, then
+    while decoding)."""
+    from mmtrack_serve.limits import check_header, check_reader, guarded
     chunk = Chunk(data, name)
     if chunk.is_image:
         frame = _decode_image(chunk.data, name)
         chunk.height, chunk.width = frame.shape[:2]
         chunk.num_frames = 1
+        check_header(limits, width=chunk.width, height=chunk.height, num_frames=1, what=name)
         return chunk
     from mmtrack_serve.video import VideoReader
     with VideoReader(chunk.data, name=name) as reader:
+        check_reader(limits, reader, name)
         chunk.width, chunk.height, chunk.fps = reader.width, reader.height, float(reader.fps)
-        for frame in reader:
+        for frame in guarded(reader, limits, reader.fps, name):
             if frame.shape[:2] != (chunk.height, chunk.width):
                 raise InputError(f'{name} changes frame size mid-stream')
             chunk.num_frames += 1

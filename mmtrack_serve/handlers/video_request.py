@@ -58,14 +58,14 @@ def parse_video_request(idx, request, headers, workdir):
                         find_option(request, headers, 'init_bbox') or None, detections)
 
 
-def parse_chunk_request(idx, request, headers, sequence, end_header=HEADER_END):
+def parse_chunk_request(idx, request, headers, sequence, end_header=HEADER_END, limits=None):
     """A ChunkRequest for a request that feeds ``sequence`` (``end_header``:
-    the name in force of the header that ends one)."""
+    the name in force of the header that ends one; ``limits``: per chunk)."""
     output = parse_output(find_option(request, headers, 'output') or DEFAULT_CHUNK_OUTPUT)
     score_thr = parse_score_thr(find_option(request, headers, 'score_thr'))
     init_bbox = find_option(request, headers, 'init_bbox') or None
     body = find_body(request)
-    chunk = seqs.read_chunk(body) if body else None
+    chunk = seqs.read_chunk(body, limits=limits) if body else None
     if chunk is None and not sequence.end:
         raise InputError('no chunk in the request: send a short video or one image as '
                          f'the body, or only {end_header}: true to end the sequence')
