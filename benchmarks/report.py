@@ -34,7 +34,7 @@ def render(r):
         '',
     ]
     lines += _targets(r) + _overhead(r) + _baseline(r) + _memory(r) + _video_io(r) \
-        + _tracker(r) + _throughput(r) + _gains(r) + _method()
+        + _tracker(r) + _throughput(r) + _live(r) + _gains(r) + _method()
     return '\n'.join(lines) + '\n'
 
 
@@ -148,6 +148,27 @@ def _tracker(r):
             '|---|' + '---:|' * len(counts)]
     for name, by_count in r['tracker'].items():
         rows.append(f'| {name} | ' + ' | '.join(f'{by_count[n]["hz"]:.0f} Hz' for n in counts) + ' |')
+    return rows + ['']
+
+
+def _live(r):
+    """`mmtrack-serve stream` on a live source (absent from runs before it)."""
+    if 'live_latency' not in r:
+        return []
+    rows = ['## Live streaming: capture-to-result latency', '',
+            'The demo model, `mmtrack-serve stream` on a live UDP MPEG-TS source on 127.0.0.1 '
+            f'({_video(r["videos"]["short"])}, sent at real time), lossless chunks; latency is '
+            'each frame\'s `tracked_at - captured_at` in the jsonl.', '',
+            '| chunk (frames) | latency p50 (s) | latency p95 (s) | tracked fps | source fps | dropped |',
+            '|---|---|---|---|---|---|']
+    for size, f in sorted(r['live_latency'].items(), key=lambda item: int(item[0])):
+        rows.append(f'| {size} | {f["p50_s"]:.2f} | {f["p95_s"]:.2f} | {f["tracked_fps"]:.1f} | '
+                    f'{f["source_fps"]:.1f} | {f["dropped"]} of {f["frames"] + f["dropped"]} |')
+    ratio = r.get('streamed_over_whole')
+    if ratio:
+        rows += ['', f'A file streamed in {ratio["chunk_frames"]}-frame chunks: {ratio["streamed_s"]:.1f} s, '
+                 f'posted whole: {ratio["whole_s"]:.1f} s; streamed / whole throughput '
+                 f'{ratio["ratio"]:.2f} (goal >= 0.9).']
     return rows + ['']
 
 

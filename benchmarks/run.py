@@ -200,6 +200,8 @@ def served(results, models, demo_config, demo_checkpoint, real_config, real_chec
             'long': srv.peak_rss_mib(server, 'demo', video_long),
         }
 
+        live_figures(results, server, video_short)
+
         log(f'throughput: {THROUGHPUT_VIDEOS} videos, 2 at a time, on 1 and 2 workers')
         results['throughput'] = {}
         for name, (workers, threads) in THROUGHPUT_MODELS.items():
@@ -211,6 +213,24 @@ def served(results, models, demo_config, demo_checkpoint, real_config, real_chec
     finally:
         server.stop()
         log('TorchServe stopped')
+
+
+def live_figures(results, server, video):
+    """`mmtrack-serve stream` on the demo model: latency from a live source
+    (``video``'s frames as H.264 without B-frames, sent at real time by UDP)
+    per chunk size, and a file streamed against the same file posted whole."""
+    import live_latency as live
+    import served as srv
+    from live_sources import h264_clip
+    from mmtrack_serve.video import VideoReader
+    source = common.CACHE / 'videos' / f'live_{Path(video).name}'
+    if not source.is_file():
+        with VideoReader(video) as reader:
+            h264_clip(source, list(reader), reader.fps, keyint=25)
+    log(f'live: capture-to-result latency, chunks of {", ".join(map(str, live.CHUNK_SIZES))} frames')
+    results['live_latency'] = live.live_latency(server, 'demo', source)
+    log('live: a file streamed in 30-frame chunks vs posted whole')
+    results['streamed_over_whole'] = live.streamed_over_whole(server, 'demo', video, srv.post)
 
 
 def _in_process_run(model, video):

@@ -69,6 +69,16 @@ class SequenceClient:
         self.chunks += 1
         return answer
 
+    def end(self):
+        """Ends a sequence whose frames have all been sent (a stop between
+        chunks): an empty last chunk, which the server answers with no frames."""
+        if not self.open:
+            return
+        post(self.url, self.model, body=b'', headers={'output': 'json', HEADER_ID: self.seq_id,
+                                                      HEADER_END: 'true'},
+             timeout=self.timeout, http=self.http, what=f'the end of sequence {self.seq_id}')
+        self.open = False
+
     def abandon(self):
         """After a failure: end the sequence (best effort) so it holds no slot."""
         if self.open:
