@@ -586,3 +586,172 @@ def keep_finite_sot_box(model):
     after = getattr(getattr(model, 'memo', None), 'bbox', None)
     if before is not None and isinstance(after, torch.Tensor) and not torch.isfinite(after).all():
         model.memo.bbox = before
+
+
+# -- bounded track history (issue #16) ----------------------------------------
+# mmtrack's trackers append every frame's box, label, frame id (and embedding,
+# mask, RoI feature) to each live track's lists and never drop an entry, so a
+# track that never leaves a camera's view grows without bound. Each tracker
+# reads only the last few entries; ``trim_track_history`` drops the older ones
+# after every forward, which changes no result (tests/test_track_memory.py).
+#
+# What each tracker of mmtrack 0.14 reads (mmtrack/models/trackers/*.py, line
+# numbers of the 0.14.0 wheel), hence the bounds in ``_history_bounds``:
+#
+# - BaseTracker: ``memo`` reads ``v[-1]`` of every list (base_tracker.py:138);
+#   ``get(item, ids)`` reads ``[-1]`` (:176) and ``get(item, ids, num_samples)``
+#   reads ``[-num_samples:]`` (:167; num_samples 0 or negative would read
+#   more, so only a positive int is taken as a bound); ``pop_invalid_tracks``
+#   reads ``frame_ids[-1]`` (:99).
+# - ByteTracker: ``frame_ids[-1]`` (byte_tracker.py:68, :99-101, :222, :265),
+#   ``bboxes[-1]`` (:72, :84), ``labels[-1]`` (:87, :141) and
+#   ``len(bboxes) >= num_tentatives`` while a track is tentative (:82). A
+#   tentative track turns confirmed as soon as its list reaches
+#   num_tentatives entries and never turns back, so keeping
+#   max(1, num_tentatives) boxes leaves that test unchanged; the rest keep 1.
+#   Its Kalman state (``mean``, ``covariance``) is one array each.
+# - SortTracker (SORT and DeepSORT): ``bboxes[-1]`` (sort_tracker.py:66, :78
+#   and ``get('bboxes', ids)`` :191), ``frame_ids[-1]`` (:89-91, :187),
+#   ``len(bboxes) >= num_tentatives`` (:76, as ByteTracker) and, with ReID,
+#   ``get('embeds', ids, reid.num_samples, 'mean')`` (:166-170): the last
+#   num_samples embeddings (the last one where num_samples is None);
+#   ``scores``, ``labels``, ``ids`` are read through ``memo`` only: 1.
+#   KalmanFilter.track (motion/kalman_filter.py:218-221) reads mean/covariance.
+# - OCSORTTracker: as SortTracker for bboxes/labels/frame_ids (ocsort_tracker.py
+#   :67, :71, :91, :93, :351). Its own ``obs`` list (one box per frame, ``None`` where
+#   unmatched; :79, :100, :461) is read by ``k_step_observation`` (:132-144:
+#   whether ``len(obs) > vel_delta_t`` and ``obs[-1 - vel_delta_t]``), by
+#   ``last_obs`` (:221-225: the last entry that is not None) and by
+#   ``online_smooth`` (:273-280: the run of trailing Nones). Keeping the last
+#   max(vel_delta_t + 1, trailing Nones + 1) entries keeps all three (the
+#   trailing run ends when the track is matched, or popped num_frames_retain
+#   frames after its last match).
+# - TracktorTracker: ``memo`` and ``get('bboxes', ids)`` read [-1]
+#   (tracktor_tracker.py:64, :182); ``get('embeds', ids, reid.num_samples)``
+#   (:174-178) as SortTracker. CameraMotionCompensation rewrites the last
+#   ``min(num_samples, len)`` boxes, num_samples being 1 without linear motion
+#   (tracktor_tracker.py:139-145, camera_motion_compensation.py:61-75), so 1.
+#   LinearMotion (no config of mmtrack 0.14 uses it) scans all of
+#   ``frame_ids`` for gaps without stopping at the first, and with
+#   num_samples 1 pairs the last box with the very first one
+#   (linear_motion.py:67-77, :36): with it, boxes and frame ids stay whole.
+# - QuasiDenseTAOTracker: appends ``bboxes``, ``labels``, ``frame_ids``
+#   (quasi_dense_tao_tracker.py:94-99), read as ``[-1]`` only (:110, :124-125): 1.
+# - QuasiDenseTracker keeps one box, one momentum-averaged embedding and a
+#   velocity per track, and at most memo_backdrop_frames backdrops
+#   (quasi_dense_tracker.py:96-141): bounded already, nothing to trim.
+# - MaskTrackRCNNTracker: ``get('bboxes')``, ``get('labels')``,
+#   ``get('roi_feats')`` (masktrack_rcnn_tracker.py:146-148) and frame_ids in
+#   pop_invalid_tracks read [-1]; its ``masks`` (full-image masks, the largest
+#   entries of all) are never read back: 1 each.
+#
+# No MOT or VIS model reads its tracker's lists itself (mmtrack/models/mot,
+# vis). Other tracker classes, subclasses included, and other keys are left
+# as they are: a bound is only ever taken from the code read above.
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _tentative_bound(tracker):
+    """Boxes a track keeps so that ``len(bboxes) >= num_tentatives`` reads the
+    same (None: the setting is not an int; keep all)."""
+    n = getattr(tracker, 'num_tentatives', None)
+    if not isinstance(n, int) or isinstance(n, bool):
+        return None
+    return max(1, n)
+
+
+def _reid_bound(tracker):
+    """Embeddings that ``get('embeds', ids, reid['num_samples'], 'mean')`` reads."""
+    reid = getattr(tracker, 'reid', None)
+    if not isinstance(reid, dict):
+        return None
+    num_samples = reid.get('num_samples', None)
+    if num_samples is None:
+        return 1
+    return num_samples if _positive_int(num_samples) else None
+
+
+def _ocsort_obs_bound(tracker, obs):
+    delta = getattr(tracker, 'vel_delta_t', None)
+    if not isinstance(delta, int) or isinstance(delta, bool) or delta < 0:
+        return None
+    trailing = 0
+    for box in reversed(obs):
+        if box is not None:
+            break
+        trailing += 1
+    return max(delta + 1, trailing + 1)
+
+
+def _history_bounds(tracker, model=None):
+    """{key: entries kept, or a function of the track's list giving it} for
+    ``tracker``'s class, or None for a class not read here (left untouched).
+    A bound of None keeps that key whole."""
+    from mmtrack.models import trackers as T
+    kind = type(tracker)
+    if kind is T.ByteTracker:
+        return dict(ids=1, labels=1, frame_ids=1, bboxes=_tentative_bound(tracker))
+    if kind is T.SortTracker:
+        return dict(ids=1, scores=1, labels=1, frame_ids=1,
+                    bboxes=_tentative_bound(tracker), embeds=_reid_bound(tracker))
+    if kind is T.OCSORTTracker:
+        return dict(ids=1, labels=1, frame_ids=1, bboxes=_tentative_bound(tracker),
+                    obs=lambda obs: _ocsort_obs_bound(tracker, obs))
+    if kind is T.TracktorTracker:
+        # whole boxes and frame ids with LinearMotion, or where the model is unknown
+        plain = model is not None and not getattr(model, 'with_linear_motion', True)
+        return dict(ids=1, scores=1, labels=1, embeds=_reid_bound(tracker),
+                    bboxes=1 if plain else None, frame_ids=1 if plain else None)
+    if kind is T.QuasiDenseTAOTracker:
+        return dict(bboxes=1, labels=1, frame_ids=1)
+    if kind is T.QuasiDenseTracker:
+        return {}
+    if kind is T.MaskTrackRCNNTracker:
+        return dict(ids=1, bboxes=1, labels=1, masks=1, roi_feats=1, frame_ids=1)
+    return None
+
+
+def trim_track_history(tracker, model=None):
+    """Drops the entries of each track's per-frame lists that ``tracker`` will
+    never read again (see the notes above ``_history_bounds``), in place;
+    results stay those of the whole lists. ``model``: the MOT/VIS model the
+    tracker runs in (Tracktor's bound depends on its motion models). Trackers
+    and keys not known here are left untouched. Returns the entries dropped."""
+    bounds = _history_bounds(tracker, model) if tracker is not None else None
+    tracks = getattr(tracker, 'tracks', None)
+    if not bounds or not isinstance(tracks, dict):
+        return 0
+    dropped = 0
+    for track in tracks.values():
+        if not isinstance(track, dict):
+            continue
+        for key, keep in bounds.items():
+            entries = track.get(key)
+            if not isinstance(entries, list):
+                continue
+            if callable(keep):
+                keep = keep(entries)
+            if keep is None or len(entries) <= keep:
+                continue
+            extra = len(entries) - keep
+            del entries[:extra]
+            dropped += extra
+    return dropped
+
+
+def _trim_after_forward(model, inputs, output):
+    """Forward hook (``bound_track_history``): trims the tracker in the model
+    now, which is the stepping session's own (``ModelState`` swaps it in)."""
+    trim_track_history(getattr(model, 'tracker', None), model)
+
+
+def bound_track_history(model):
+    """Makes every forward of ``model`` (a MOT or VIS model) end with
+    ``trim_track_history`` on its tracker: one-frame steps and the batched
+    ``forward_batch`` alike, since both call the model. Idempotent."""
+    hooks = getattr(model, '_forward_hooks', {})
+    if not any(hook is _trim_after_forward for hook in hooks.values()):
+        model.register_forward_hook(_trim_after_forward)
+    return model
