@@ -43,6 +43,9 @@ class TaskType:
         # a "public detections" config: each frame's boxes come with the video
         self.needs_detections = compat.needs_detections(cfg)
         self.pipeline = self.build_pipeline(compat.test_pipeline(cfg))
+        if getattr(module, 'tracker', None) is not None:
+            # trackers keep every frame's history: flat memory on endless streams
+            compat.bound_track_history(module)
 
     def build_pipeline(self, steps):
         """The test pipeline for in-memory frames (``steps``: a copy of the

@@ -14,10 +14,6 @@ class MOT(TaskType):
     name = 'mot'
     title = 'multiple object tracking'
 
-    def __init__(self, module, cfg):
-        super().__init__(module, cfg)
-        compat.bound_track_history(module)   # flat tracker memory on endless streams (#16)
-
     def frame_data(self, frame, frame_id, init_bbox=None, detections=None):
         data = super().frame_data(frame, frame_id)
         if self.needs_detections:

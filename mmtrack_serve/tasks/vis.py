@@ -1,16 +1,11 @@
 """Video instance segmentation (MaskTrack R-CNN): MOT with a mask per object.
 Score threshold 0, as ``demo_mot_vis.py``."""
-from .. import mmtrack_compat as compat
 from .base import TaskType, objects_from_arrays
 
 
 class VIS(TaskType):
     name = 'vis'
     title = 'video instance segmentation'
-
-    def __init__(self, module, cfg):
-        super().__init__(module, cfg)
-        compat.bound_track_history(module)   # flat tracker memory on endless streams (#16)
 
     def to_objects(self, raw, classes, score_thr, frame_shape):
         from mmtrack.core import results2outs
