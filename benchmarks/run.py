@@ -94,8 +94,16 @@ def main(argv=None):
 
     models = in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
                         video_short, video_1080, clip, warmups, repeats, real_repeats)
-    served(results, models, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
-           video_long, video_throughput, clip, warmups, repeats, real_repeats, args.port_base)
+    import state_store
+    with state_store.redis_for_bench() as (redis_url, redis_missing):
+        results['redis'] = redis_missing or 'Debian redis-server on 127.0.0.1, no persistence'
+        log('stream state: snapshot size, save and load per model, folder'
+            f'{" and Redis" if redis_url else f" only ({redis_missing})"}')
+        results['snapshots'] = state_store.snapshot_figures(
+            redis_url, num_frames=3 if args.quick else 8, repeats=1 if args.quick else 3)
+        served(results, models, demo_config, demo_checkpoint, real_config, real_checkpoint,
+               video_short, video_long, video_throughput, clip, warmups, repeats, real_repeats,
+               args.port_base, redis_url)
 
     results['seconds'] = time.time() - started
     OUT.mkdir(exist_ok=True)
@@ -151,8 +159,10 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
 
 
 def served(results, models, demo_config, demo_checkpoint, real_config, real_checkpoint, video_short,
-           video_long, video_throughput, clip, warmups, repeats, real_repeats, port_base):
+           video_long, video_throughput, clip, warmups, repeats, real_repeats, port_base,
+           redis_url=None):
     import served as srv
+    import state_store
     from mmtrack_serve.converters.mmtrack2torchserve import convert
     from mmtrack_serve.serving.launcher import Server, free_port_base, write_config
     from mmtrack_serve.video import probe
@@ -166,12 +176,21 @@ def served(results, models, demo_config, demo_checkpoint, real_config, real_chec
                 force=True, workers=workers, torch_threads=threads)
     convert(str(real_config), str(real_checkpoint), output_folder=store, model_name='sort',
             force=True)
+    # streams: the same demo model with its state in memory only, and in Redis
+    stream_models = {'demo': 'folder (default)', 'demo_memory': 'memory only'}
+    convert(str(demo_config), str(demo_checkpoint), output_folder=store, model_name='demo_memory',
+            force=True, state_store='none')
+    if redis_url:
+        convert(str(demo_config), str(demo_checkpoint), output_folder=store,
+                model_name='demo_redis', force=True, state_store=redis_url)
+        stream_models['demo_redis'] = 'Redis'
     srv.archive_baseline(demo_config, demo_checkpoint, store, 'demo_baseline')
     srv.archive_baseline(real_config, real_checkpoint, store, 'sort_baseline')
 
     base = port_base or free_port_base(range(18180, 19000, 10))
     server = Server(OUT / 'server', base)
-    names = list(THROUGHPUT_MODELS) + ['demo_baseline', 'sort', 'sort_baseline']
+    names = list(THROUGHPUT_MODELS) + ['demo_baseline', 'sort', 'sort_baseline'] \
+        + [name for name in stream_models if name not in THROUGHPUT_MODELS]
     write_config(server.run_dir, store, [f'{n}={n}.mar' for n in names], base)
     log(f'TorchServe on {server.inference_url} with {len(names)} models (logs: {server.log_dir})')
     server.start(store)
@@ -201,6 +220,11 @@ def served(results, models, demo_config, demo_checkpoint, real_config, real_chec
         }
 
         live_figures(results, server, video_short)
+        log(f'stream state: {state_store.CHUNK_FRAMES}-frame chunks, state in '
+            f'{", ".join(stream_models.values())}, {repeats} interleaved streams each')
+        latency = state_store.chunk_latency(server, list(stream_models), video_short,
+                                            repeats=repeats)
+        results['chunk_latency'] = {label: latency[name] for name, label in stream_models.items()}
 
         log(f'throughput: {THROUGHPUT_VIDEOS} videos, 2 at a time, on 1 and 2 workers')
         results['throughput'] = {}

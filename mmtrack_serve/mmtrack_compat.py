@@ -459,6 +459,45 @@ class ModelState:
             state['tracker'] = self.model.tracker
         return state
 
+    def to_data(self, state):
+        """The part of ``state`` a snapshot holds (``snapshot.dumps``): the
+        model's per-video attributes (SOT's template, VID's reference memory:
+        ``memo``) and of the tracker its public attributes that are data
+        (``tracks``, ``num_tracks``, QDTrack's ``backdrops``...). What else a
+        tracker holds is the model's own (``kf`` is ``model.motion``, set again
+        by the next ``track``) and comes from a fresh copy on load."""
+        from .snapshot import is_data
+        data = {k: v for k, v in state.items() if k != 'tracker'}
+        tracker = state.get('tracker')
+        if tracker is not None:
+            data['tracker'] = {k: v for k, v in vars(tracker).items()
+                               if not k.startswith('_') and k != 'training' and is_data(v)}
+        return data
+
+    def from_data(self, data):
+        """A state from what ``to_data`` returned (read back by
+        ``snapshot.loads``): a fresh tracker copy with the saved attributes."""
+        from .snapshot import SnapshotError
+        if not isinstance(data, dict):
+            raise SnapshotError('its model state is not a dict')
+        if (self.pristine_tracker is None) != ('tracker' not in data):
+            raise SnapshotError('it was written for a model '
+                                f'{"without" if "tracker" not in data else "with"} a tracker')
+        state = {k: v for k, v in data.items() if k != 'tracker'}
+        for key in state:
+            if not isinstance(key, str) or key.startswith('_') or key in self.static_keys:
+                raise SnapshotError(f'model attribute {key!r} is not one a snapshot sets')
+        if self.pristine_tracker is not None:
+            tracker = copy.deepcopy(self.pristine_tracker)
+            if not isinstance(data['tracker'], dict):
+                raise SnapshotError('its tracker state is not a dict')
+            for key, value in data['tracker'].items():
+                if not isinstance(key, str) or key.startswith('_') or key == 'training':
+                    raise SnapshotError(f'tracker attribute {key!r} is not one a snapshot sets')
+                setattr(tracker, key, value)
+            state['tracker'] = tracker
+        return state
+
 
 # -- inputs ---------------------------------------------------------------------
 def compose(steps):

@@ -44,6 +44,14 @@ class TrackingModel:
     def new_state(self):
         return self._state.new()
 
+    def state_to_data(self, state):
+        """A session's ``state`` as data, for its snapshot (``ModelState.to_data``)."""
+        return self._state.to_data(state)
+
+    def state_from_data(self, data):
+        """A session state from its snapshot's data, tensors on this model's device."""
+        return self._state.from_data(data)
+
     def step(self, state, frame, frame_id, init_bbox=None, detections=None):
         """Runs one frame with ``state`` swapped in; returns (raw result, new state).
         ``detections``: the frame's public boxes (N, 5), for ``needs_detections``."""

@@ -79,6 +79,32 @@ class TrackingSession:
     def task(self):
         return self.model.task
 
+    def snapshot(self):
+        """This session as plain data, for ``snapshot.dumps``: what a session
+        restored from it (``TrackingSession.restore``) needs to go on with the
+        same frame ids and track ids."""
+        return {'task': self.task, 'frame_id': self.frame_id, 'score_thr': self.score_thr,
+                'init_bbox': self.init_bbox, 'state': self.model.state_to_data(self._state)}
+
+    @classmethod
+    def restore(cls, model, data):
+        """The session ``snapshot`` saved (read back by ``snapshot.loads``), on
+        ``model``; SnapshotError when it does not fit this model."""
+        from .snapshot import SnapshotError
+        try:
+            task, frame_id, score_thr = data['task'], data['frame_id'], data['score_thr']
+            init_bbox, state = data['init_bbox'], data['state']
+        except (KeyError, TypeError):
+            raise SnapshotError('it holds no session') from None
+        if task != model.task:
+            raise SnapshotError(f'it is a {task} session, and this model is {model.task}')
+        if not isinstance(frame_id, int) or frame_id < 0 or not isinstance(score_thr, (int, float)):
+            raise SnapshotError('its frame id or score threshold is not valid')
+        session = cls(model, init_bbox=init_bbox, score_thr=score_thr)
+        session.frame_id = frame_id
+        session._state = model.state_from_data(state)
+        return session
+
     def step(self, frame, detections=None):
         """Tracks one BGR uint8 frame; returns its FrameResult. ``detections``:
         the frame's public boxes, (N, 5) x1, y1, x2, y2, score in its pixels,

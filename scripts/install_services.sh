@@ -3,12 +3,13 @@
 # its program is missing, so nothing here may fail the setup: when they cannot
 # be installed (not root, no apt-get, no package source) this says so and goes on.
 #   chromium   tests/test_browser.py: the served mp4 plays in headless Chromium
+#   redis      tests/test_durable_streams.py, the bench: the Redis state store
 #   RTSP       tests/test_live.py: an RTSP server (gst-rtsp-server through the
 #              system python3's gi; tests/rtsp_server.py --check says if it runs)
 set -uo pipefail
 
 # COMMAND:DEBIAN_PACKAGE, one per service; add new ones here.
-SERVICES=(chromium:chromium)
+SERVICES=(chromium:chromium redis-server:redis-server)
 # the RTSP server's packages, without their recommends (those add a desktop's
 # worth of GL, VA and font packages that a server on 127.0.0.1 does not use)
 RTSP_PACKAGES=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)

@@ -140,3 +140,17 @@ def test_serve_with_a_run_dir_too_long_for_worker_sockets_is_one_line(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1, r.stderr
     assert 'too long a path' in lines[0] and 'shorter --run-dir' in lines[0]
+
+
+def test_serve_with_a_bad_state_store_is_one_line(tmp_path):
+    store = tmp_path / 'store'
+    store.mkdir()
+    (store / 'm.mar').write_bytes(b'')
+    base = ('serve', '--model-store', store, '--run-dir', tmp_path / 'run', '--port-base', '39980')
+    bad = cli(*base, '--state-store', 'http://x')
+    assert_one_line_error(bad, '--state-store http://x', 'expected dir:PATH, redis://HOST:PORT/DB or none')
+    # port 9 (discard) on loopback: nothing listens
+    down = cli(*base, '--state-store', 'redis://127.0.0.1:9/0')
+    assert_one_line_error(down, '--state-store redis://127.0.0.1:9/0: cannot reach it')
+    negative = cli(*base, '--max-state-mb', '-1')
+    assert_one_line_error(negative, '--max-state-mb must be 0')

@@ -88,8 +88,15 @@ def test_handler_settings_are_written_and_bad_ones_refused(tiny_files, tmp_path)
         settings = yaml.safe_load(archive.read('model-config.yaml'))
     assert settings['minWorkers'] == 2
     assert settings['handler']['detector_batch'] == 8 and settings['handler']['torch_threads'] == 1
+    assert settings['handler']['sequences']['state_store'] == 'default'
+    assert settings['handler']['sequences']['max_state_mb'] == 64
     with pytest.raises(InputError, match='--detector-batch must be 0'):
         convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad', detector_batch=-1)
     with pytest.raises(InputError, match='--torch-threads must be 0'):
         convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad', torch_threads=-1)
+    with pytest.raises(InputError, match='--state-store http://x: .* expected dir:PATH'):
+        convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad',
+                state_store='http://x')
+    with pytest.raises(InputError, match='--max-state-mb must be 0'):
+        convert(str(config), str(ckpt), output_folder=tmp_path, model_name='bad', max_state_mb=-1)
     assert not (tmp_path / 'bad.mar').exists()

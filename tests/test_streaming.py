@@ -1,7 +1,10 @@
 """Streaming: a live video sent in chunks, one sequence per source, against a
 real TorchServe (a tiny random-weight MOT model, short clips, two sequences per
 worker set through the converter; the --sequence-batching archive also gets a
-2 s idle timeout), plus the sequence store and request classification alone."""
+2 s idle timeout), plus the sequence store and request classification alone.
+``tiny_mot`` keeps its streams' state in the default state store (the run
+dir's folder); ``tiny_mot_mem`` in its worker's memory only (--state-store
+none). Redis and several servers: test_durable_streams.py."""
 import json
 import os
 import signal
@@ -110,6 +113,8 @@ def store(tiny_files, tmp_path_factory):
     # own float-rounding-level equality is tested in test_batching.)
     convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot',
             max_sequences=MAX_SEQUENCES, detector_batch=1)
+    convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_mem',
+            max_sequences=MAX_SEQUENCES, detector_batch=1, state_store='none')
     convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_sb',
             max_sequences=MAX_SEQUENCES, sequence_idle_ms=IDLE_MS, sequence_batching=True,
             detector_batch=1)
@@ -264,21 +269,63 @@ def test_an_idle_sequence_is_evicted_and_its_id_starts_fresh(server, clips):
 
 @server_test
 def test_a_full_worker_answers_503_and_whole_videos_still_go_through(server, clips):
+    """Memory only (--state-store none): a worker holds MAX_SEQUENCES streams."""
     video, frames = clips[0]
     first, second, third = new_id('one'), new_id('two'), new_id('three')
+    mem = 'tiny_mot_mem'
     for seq_id in (first, second):
-        r = chunk(server, seq_id, png(frames[0]), start=True)
+        r = chunk(server, seq_id, png(frames[0]), model=mem, start=True)
         assert r.status_code == 200, r.text
-    full = chunk(server, third, png(frames[0]), start=True)
+        assert 'x-sequence-state' not in r.headers and 'state' not in r.json()
+    full = chunk(server, third, png(frames[0]), model=mem, start=True)
     assert full.status_code == 503, full.text
     error = full.json()
     assert error['code'] == 503 and error['type'] == 'SequencesFull'
     assert f'all {MAX_SEQUENCES} sequence slots' in error['message']
     assert int(full.headers['Retry-After']) >= 1
-    assert put(server, 'tiny_mot', video).status_code == 200          # whole videos need no slot
-    assert chunk(server, first, png(frames[1]), end=True).status_code == 200
-    assert chunk(server, third, png(frames[0]), start=True, end=True).status_code == 200
-    assert chunk(server, second, b'', end=True).status_code == 200
+    assert put(server, mem, video).status_code == 200          # whole videos need no slot
+    assert chunk(server, first, png(frames[1]), model=mem, end=True).status_code == 200
+    assert chunk(server, third, png(frames[0]), model=mem, start=True, end=True).status_code == 200
+    assert chunk(server, second, b'', model=mem, end=True).status_code == 200
+
+
+@server_test
+def test_with_a_state_store_a_full_worker_makes_room_and_loses_nothing(server, clips):
+    """The default state store: a worker's slots hold copies of stored
+    sequences, so a new one drops the least recently used copy, which the next
+    chunk of that sequence takes up from the store with the same ids."""
+    video, frames = clips[0]
+    ids = [new_id('room') for _ in range(MAX_SEQUENCES + 1)]
+    answers = {seq_id: [] for seq_id in ids}
+    for i in range(4):
+        for seq_id in ids:
+            r = chunk(server, seq_id, png(frames[i]), start=i == 0, end=i == 3)
+            assert r.status_code == 200, r.text
+            assert r.headers.get('x-sequence-state') == ('saved' if i < 3 else None)
+            answers[seq_id] += r.json()['frames']
+    reference = whole(server, encode_chunk(frames[:4], 12.5, 'lossless'))['frames']
+    assert all(answers[seq_id] == reference for seq_id in ids)
+
+
+@server_test
+def test_chunk_indexes_refuse_gaps_and_answer_a_retry_again(server, clips):
+    frames = clips[0][1]
+    seq_id = new_id('index')
+    first = chunk(server, seq_id, png(frames[0]), start=True, **{'x-sequence-chunk': '0'})
+    assert first.status_code == 200 and first.headers['x-sequence-chunk'] == '0'
+    gap = chunk(server, seq_id, png(frames[2]), **{'x-sequence-chunk': '2'})
+    assert gap.status_code == 409 and 'its next chunk is 1' in gap.json()['message']
+    second = chunk(server, seq_id, png(frames[1]), **{'x-sequence-chunk': '1'})
+    assert second.status_code == 200 and second.json()['frames'][0]['frame_id'] == 1
+    retry = chunk(server, seq_id, png(frames[1]), **{'x-sequence-chunk': '1'})
+    assert retry.status_code == 200 and retry.headers['x-sequence-replayed'] == 'true'
+    assert retry.content == second.content                       # tracked once, answered twice
+    old = chunk(server, seq_id, png(frames[0]), **{'x-sequence-chunk': '0'})
+    assert old.status_code == 409 and 'was tracked already' in old.json()['message']
+    bad = chunk(server, seq_id, png(frames[2]), **{'x-sequence-chunk': 'two'})
+    assert bad.status_code == 400 and 'x-sequence-chunk' in bad.json()['message']
+    third = chunk(server, seq_id, png(frames[2]), end=True)       # an index is optional
+    assert third.status_code == 200 and third.json()['frames'][0]['frame_id'] == 2
 
 
 @server_test
@@ -332,30 +379,50 @@ def test_with_torchserve_sequence_batching_whole_videos_hold_no_slot(server, cli
     assert started.json()['frames'] + r.json()['frames'] == whole(server, video)['frames']
 
 
-@server_test
-def test_after_a_worker_restart_lost_sequences_get_410(server, clips):
-    """Runs last: kills the tiny_mot worker. TorchServe starts a new one; the
-    sequences it held are gone, and say so instead of restarting their ids."""
-    video, frames = clips[0]
-    seq_id = new_id('lost')
-    assert chunk(server, seq_id, png(frames[0]), start=True).status_code == 200
-    old_pid = worker(server)['pid']
+def kill_worker(server, model):
+    """SIGKILLs ``model``'s worker; returns once TorchServe has a new one READY."""
+    old_pid = worker(server, model)['pid']
     os.kill(old_pid, signal.SIGKILL)
     deadline = time.time() + 180
     while time.time() < deadline:
-        current = worker(server)
+        current = worker(server, model)
         if current['status'] == 'READY' and current['pid'] != old_pid:
-            break
+            return
         time.sleep(0.5)
-    else:
-        pytest.fail(f'no new worker after killing {old_pid}: {worker(server)}')
-    lost = chunk(server, seq_id, png(frames[1]))
+    pytest.fail(f'no new worker after killing {old_pid}: {worker(server, model)}')
+
+
+@server_test
+def test_after_a_worker_restart_a_stored_sequence_goes_on_with_its_ids(server, clips):
+    """Kills the tiny_mot worker between two chunks: the restarted worker
+    takes the sequence up from the default state store (the run dir)."""
+    video, frames = clips[0]
+    seq_id = new_id('durable')
+    first = chunk(server, seq_id, encode_chunk(frames[:4], 12.5, 'lossless'), start=True)
+    assert first.status_code == 200 and first.headers['x-sequence-state'] == 'saved', first.text
+    assert list((server.run_dir / 'state' / 'tiny_mot').glob(f'{seq_id}.state'))
+    kill_worker(server, 'tiny_mot')
+    rest = chunk(server, seq_id, encode_chunk(frames[4:], 12.5, 'lossless'), end=True)
+    assert rest.status_code == 200, rest.text
+    assert first.json()['frames'] + rest.json()['frames'] == whole(server, video)['frames']
+    assert_tracked(rest.json())
+
+
+@server_test
+def test_after_a_worker_restart_lost_sequences_get_410(server, clips):
+    """Memory only (--state-store none): the sequences a killed worker held
+    are gone, and say so instead of restarting their ids."""
+    video, frames = clips[0]
+    seq_id, mem = new_id('lost'), 'tiny_mot_mem'
+    assert chunk(server, seq_id, png(frames[0]), model=mem, start=True).status_code == 200
+    kill_worker(server, mem)
+    lost = chunk(server, seq_id, png(frames[1]), model=mem)
     assert lost.status_code == 410, lost.text
     assert 'unknown or expired sequence' in lost.json()['message']
     assert 'worker restarted' in lost.json()['message']
-    restarted = chunk(server, seq_id, png(frames[0]), start=True, end=True)
+    restarted = chunk(server, seq_id, png(frames[0]), model=mem, start=True, end=True)
     assert restarted.status_code == 200 and restarted.json()['frames'][0]['frame_id'] == 0
-    assert put(server, 'tiny_mot', video).status_code == 200
+    assert put(server, mem, video).status_code == 200
 
 
 def worker(server, model='tiny_mot'):

@@ -1,8 +1,10 @@
 """`mmtrack-serve serve`: TorchServe on a model store, returning once models are READY."""
 import json
+import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..handlers.state_store import DEFAULT_MAX_STATE_MB, MAX_STATE_MB_ENV, STATE_STORE_ENV, check_store
 from ..serving.launcher import DEFAULT_LIMIT_BYTES, Server, default_run_dir, is_loopback, write_config
 
 
@@ -22,6 +24,16 @@ def add_arguments(p):
                    help='override a request limit set at conversion, for MODEL or (no MODEL) every '
                         'model: NAME is max_frames, max_pixels, max_seconds, max_decoded_pixels or '
                         'time_budget_s; 0 turns it off (repeatable)')
+    p.add_argument('--state-store', metavar='URL',
+                   help='where streams keep their state between chunks, so that any worker (of '
+                        'any server on the same store) takes a sequence\'s next chunk and a '
+                        'restarted worker goes on with it: dir:PATH, redis://HOST:PORT/DB, or '
+                        'none (each worker\'s memory only); over each model\'s own (its '
+                        f'converter\'s --state-store). Default: ${STATE_STORE_ENV}, else each '
+                        'model\'s, whose default is dir:RUN_DIR/state')
+    p.add_argument('--max-state-mb', type=float, default=None,
+                   help='largest snapshot of one stream\'s state the store takes; a larger one '
+                        f'keeps that stream in one worker\'s memory (default {DEFAULT_MAX_STATE_MB})')
     p.add_argument('--foreground', action='store_true', help='stay attached until stopped')
     p.add_argument('--timeout', type=int, default=600, help='seconds to wait for READY')
 
@@ -39,8 +51,26 @@ def _limit_env(overrides):
     return {LIMITS_ENV: json.dumps(by_model)} if by_model else {}
 
 
+def _state_env(args):
+    """The workers' environment for ``--state-store`` and ``--max-state-mb``,
+    checked here so that a bad URL is one line, not a worker that never starts."""
+    env = {}
+    url = args.state_store or os.environ.get(STATE_STORE_ENV)
+    if url:
+        try:
+            check_store(url)
+        except (ValueError, ImportError) as e:
+            raise InputError(f'--state-store {url}: {e}') from None
+        env[STATE_STORE_ENV] = url
+    if args.max_state_mb is not None:
+        if args.max_state_mb < 0:
+            raise InputError('--max-state-mb must be 0 (no limit) or more')
+        env[MAX_STATE_MB_ENV] = f'{args.max_state_mb:g}'
+    return env
+
+
 def main(args):
-    env = _limit_env(args.limit)
+    env = {**_limit_env(args.limit), **_state_env(args)}
     store = Path(args.model_store)
     if not store.is_dir():
         raise InputError(f'no such model store: {store}')
@@ -62,6 +92,8 @@ def main(args):
     print(f'config: {config} (token auth {auth}; request/response limit {args.max_size} bytes)')
     if args.limit:
         print(f'request limits overridden: {", ".join(args.limit)}')
+    store_url = env.get(STATE_STORE_ENV) or f'each model\'s own (default dir:{server.state_dir})'
+    print(f'stream state: {store_url}')
     if args.foreground:
         return server.start(store, foreground=True)
     server.start(store)

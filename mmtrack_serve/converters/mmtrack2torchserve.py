@@ -22,6 +22,7 @@ from mmtrack_serve.errors import ConfigError, InputError, MMTrackServeError
 # Streaming (README, "Streaming"): sessions per worker and their idle timeout,
 # the handler's defaults.
 from mmtrack_serve.handlers.sequences import DEFAULT_IDLE_MS, DEFAULT_MAX_SEQUENCES
+from mmtrack_serve.handlers.state_store import DEFAULT_MAX_STATE_MB, parse_url
 # model-config.yaml's responseTimeout: the server's default, defined once there
 from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 
@@ -74,6 +75,16 @@ def parse_args(argv=None):
     p.add_argument('--sequence-batching', action='store_true',
                    help="streaming with several workers: TorchServe's sequence batching routes "
                         'each sequence to one worker (see the README for its caveats)')
+    p.add_argument('--state-store', default='default', metavar='URL',
+                   help='streaming: where a sequence\'s state is kept between chunks, so that '
+                        'any worker takes its next chunk and a restarted worker goes on with it: '
+                        'dir:PATH, redis://HOST:PORT/DB, none (each worker\'s memory only), or '
+                        'default (a folder in the server\'s run dir); the server\'s '
+                        '--state-store overrides it (default: default)')
+    p.add_argument('--max-state-mb', type=float, default=DEFAULT_MAX_STATE_MB, metavar='MB',
+                   help='streaming: the largest state snapshot of one sequence the store takes; '
+                        'a larger one keeps its sequence in one worker\'s memory '
+                        f'(default {DEFAULT_MAX_STATE_MB:g}; 0: no limit)')
     p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                    help='override config settings before bundling')
     limits.add_arguments(p, DEFAULT_LIMITS)
@@ -89,7 +100,8 @@ def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: 
             cfg_options: Optional[dict] = None, max_sequences: int = DEFAULT_MAX_SEQUENCES,
             sequence_idle_ms: int = DEFAULT_IDLE_MS, sequence_batching: bool = False,
             detector_batch: int = 0, torch_threads: int = 0,
-            request_limits: Optional[dict] = None) -> Path:
+            request_limits: Optional[dict] = None, state_store: str = 'default',
+            max_state_mb: float = DEFAULT_MAX_STATE_MB) -> Path:
     """Writes the .mar and returns its path. ``request_limits``: {limit name:
     value (0 or None: none)} over the served defaults (``limits``)."""
     from mmtrack_serve import mmtrack_compat as compat
@@ -97,7 +109,7 @@ def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: 
 
     model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
                                            sequence_batching, detector_batch, torch_threads,
-                                           request_limits)
+                                           request_limits, state_store, max_state_mb)
     if not MODEL_NAME.match(model_name):
         raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
                          '"_", "-" and "." and start with a letter or digit')
@@ -225,7 +237,8 @@ def _download(url):
 
 def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
                        sequence_idle_ms=DEFAULT_IDLE_MS, sequence_batching=False,
-                       detector_batch=0, torch_threads=0, request_limits=None):
+                       detector_batch=0, torch_threads=0, request_limits=None,
+                       state_store='default', max_state_mb=DEFAULT_MAX_STATE_MB):
     """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
     sessions (per worker); ``handler.detector_batch`` and ``handler.torch_threads``
     are read by the handler at start; ``handler.limits`` bounds each request's work. Without ``sequence_batching`` TorchServe's own part is
@@ -246,6 +259,13 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         raise InputError(f'bad request limit: {e}') from None
     if sequence_batching and max_sequences == 0:
         raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
+    if max_state_mb < 0:
+        raise InputError(f'--max-state-mb must be 0 (no limit) or more, got {max_state_mb:g}')
+    if state_store != 'default':
+        try:
+            parse_url(state_store)
+        except ValueError as e:
+            raise InputError(f'--state-store {state_store}: {e}') from None
     settings = {'minWorkers': workers,
                 'maxWorkers': workers}
     if sequence_batching:
@@ -268,7 +288,9 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         'handler': {'detector_batch': detector_batch,
                     'torch_threads': torch_threads,
                     'sequences': {'max_sequences': max_sequences,
-                                  'idle_ms': sequence_idle_ms},
+                                  'idle_ms': sequence_idle_ms,
+                                  'state_store': state_store,
+                                  'max_state_mb': max_state_mb},
                     # None: no limit
                     'limits': bounds.as_dict()}})
     return yaml.safe_dump(settings, sort_keys=False)
@@ -304,7 +326,8 @@ def main(argv=None):
                 max_sequences=args.max_sequences, sequence_idle_ms=args.sequence_idle_ms,
                 sequence_batching=args.sequence_batching,
                 detector_batch=args.detector_batch, torch_threads=args.torch_threads,
-                request_limits={name: getattr(args, name) for name in limits.NAMES})
+                request_limits={name: getattr(args, name) for name in limits.NAMES},
+                state_store=args.state_store, max_state_mb=args.max_state_mb)
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

@@ -32,19 +32,25 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
+import uuid
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 from ts.torch_handler.base_handler import BaseHandler
 
-from mmtrack_serve import mmtrack_compat
+from mmtrack_serve import mmtrack_compat, snapshot
 from mmtrack_serve.api import track_video
 from mmtrack_serve.errors import InputError, MMTrackServeError
 from mmtrack_serve.frame_loop import track_frames
 from mmtrack_serve.handlers import sequences as seqs
 from mmtrack_serve.handlers.outcomes import Failed, Tracked
+from mmtrack_serve.handlers.state_store import (DEFAULT_MAX_STATE_MB, MAX_STATE_MB_ENV,
+                                                STATE_DIR_ENV, STATE_STORE_ENV, StateTooLarge,
+                                                open_store)
 from mmtrack_serve.limits import (LIMITS_ENV, SERVER_DEFAULTS, Deadline, time_budget_for)
 from mmtrack_serve.handlers.video_request import (ChunkRequest, VideoRequest, find_option,
                                                   parse_chunk_request, parse_video_request)
@@ -52,8 +58,9 @@ from mmtrack_serve.models import load_model
 from mmtrack_serve.results import mot_lines, results_json
 from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 from mmtrack_serve.serving.protocol import (CHUNK_HEADER, FIRST_FRAME_HEADER, OUTPUT_TYPES,
-                                            RESTARTED_HEADER, STREAM_KEY, SequenceHeaders)
-from mmtrack_serve.session import check_detections_given
+                                            REPLAYED_HEADER, RESTARTED_HEADER, STATE_HEADER,
+                                            STATE_MEMORY, STATE_SAVED, STREAM_KEY, SequenceHeaders)
+from mmtrack_serve.session import TrackingSession, check_detections_given
 from mmtrack_serve.tuning import limit_malloc_arenas
 from mmtrack_serve.video import VideoWriter
 
@@ -109,8 +116,9 @@ class MMTrackHandler(BaseHandler):
         self.header_names = SequenceHeaders(context.header_key_sequence_id,
                                             context.header_key_sequence_start,
                                             context.header_key_sequence_end)
-        self._init_sequences(yaml_config)
         self.limits = self._limits(yaml_config)
+        self._init_state_store(yaml_config)
+        self._init_sequences(yaml_config)
         self.initialized = True
         batch = (self.detector_batch or 'auto') if self.model.can_batch_frames else 1
         logger.info('loaded %s model %s (%s) on %s (%s torch threads, detector batch %s)',
@@ -118,6 +126,10 @@ class MMTrackHandler(BaseHandler):
                     self.device, threads, batch)
         logger.info('%s: request limits %s', self.model_name,
                     ', '.join(f'{k}={v}' for k, v in self.limits.as_dict().items()))
+        if self.sequences is not None:
+            logger.info('%s: stream state %s', self.model_name,
+                        f'in {self.state_store} (snapshots up to {self.max_state_mb:g} MB)'
+                        if self.state_store else 'in this worker\'s memory only')
 
     def _limits(self, yaml_config):
         """The request limits: model-config.yaml's ``handler.limits`` (written
@@ -152,6 +164,32 @@ class MMTrackHandler(BaseHandler):
         torch.set_num_threads(wanted or max(1, _cpu_count() // max(1, workers)))
         return torch.get_num_threads()
 
+    def _init_state_store(self, yaml_config):
+        """Where streams keep their state between chunks (``state_store``):
+        the server's choice (``mmtrack-serve serve --state-store``, in the
+        environment), else model-config.yaml's ``handler.sequences.state_store``;
+        "default" is a folder in the run dir of ``mmtrack-serve serve`` (else
+        in the temp dir), which outlives a worker."""
+        settings = ((yaml_config.get('handler') or {}).get('sequences') or {})
+        url = os.environ.get(STATE_STORE_ENV) or str(settings.get('state_store') or 'default')
+        if url == 'default':
+            url = f'dir:{os.environ.get(STATE_DIR_ENV) or Path(self.temp_root) / "mmtrack-serve-state"}'
+        try:
+            self.state_store = open_store(url, model_name=self.model_name)
+        except (ValueError, ImportError) as e:
+            raise MMTrackServeError(f'state store {url!r} ({STATE_STORE_ENV}): {e}') from None
+        except OSError as e:
+            # whole videos need no store: serve them, and streams from memory only
+            logger.error('%s: state store %s cannot be used (%s): streams stay in this '
+                         'worker\'s memory only', self.model_name, url, e)
+            self.state_store = None
+        self.max_state_mb = float(os.environ.get(MAX_STATE_MB_ENV)
+                                  or settings.get('max_state_mb') or DEFAULT_MAX_STATE_MB)
+        timeout = float(yaml_config.get('responseTimeout') or DEFAULT_RESPONSE_TIMEOUT_S)
+        # a Redis lease outlives a worker that died holding it by this much at most
+        self.lease_s = (self.limits.time_budget_s or timeout) + 30
+        self.holder = f'{socket.gethostname()} pid {os.getpid()}'
+
     def _init_sequences(self, yaml_config):
         """Streaming settings from model-config.yaml's ``handler.sequences``
         (written by mmtrack2torchserve); defaults for archives made before."""
@@ -164,14 +202,15 @@ class MMTrackHandler(BaseHandler):
         if max_sequences <= 0:
             self.no_streaming_reason = ('streaming is off for this model (converted with '
                                         '--max-sequences 0); send whole videos without sequence headers')
-        elif workers > 1 and not yaml_config.get('sequenceBatching'):
+        elif workers > 1 and not yaml_config.get('sequenceBatching') and self.state_store is None:
             self.no_streaming_reason = (
                 f'streaming needs the chunks of a sequence to reach one worker, and this model runs '
-                f'{workers} workers without sequence batching: convert it with --workers 1, or with '
-                '--sequence-batching (TorchServe routes each sequence to one worker)')
+                f'{workers} workers without sequence batching or a state store: serve it with a '
+                'state store (mmtrack-serve serve --state-store), convert it with --workers 1, or '
+                'with --sequence-batching (TorchServe routes each sequence to one worker)')
         else:
             self.sequences = seqs.SequenceStore(max_sequences, idle_s)
-            self.sequences.start_sweeper()
+            self.sequences.start_sweeper(also=self.state_store.sweep if self.state_store else None)
 
     @staticmethod
     def _device(properties):
@@ -252,8 +291,16 @@ class MMTrackHandler(BaseHandler):
                        detector_passes=self.model.detector_passes - passes)
 
     def _track_chunk(self, request):
-        """Tracks one chunk in its sequence's session (see the README's "Streaming")."""
-        seq, restart_reason = self._open_sequence(request)
+        """Tracks one chunk in its sequence's session (see the README's
+        "Streaming"), holding the sequence's lease in the state store."""
+        store, seq_id = self.state_store, request.sequence.seq_id
+        with store.lease(seq_id, self.lease_s) if store else nullcontext():
+            return self._track_leased_chunk(request, store.meta(seq_id) if store else None)
+
+    def _track_leased_chunk(self, request, meta):
+        seq, restart_reason, replay = self._open_sequence(request, meta)
+        if replay is not None:
+            return replay
         passes = self.model.detector_passes
         try:
             results, video = self._step_chunk(seq, request)
@@ -262,40 +309,81 @@ class MMTrackHandler(BaseHandler):
             raise
         index = seq.chunks
         seq.chunks += 1 if request.chunk is not None else 0
-        if request.sequence.end:
+        end = request.sequence.end
+        state, note, session_bytes = self._session_snapshot(seq, end)
+        frames = results['video']['num_frames']
+        tracked = Tracked(request, results, frames, first_frame=seq.frames - frames, video=video,
+                          restart_reason=restart_reason, chunk_index=index,
+                          detector_passes=self.model.detector_passes - passes,
+                          state=state, state_note=note)
+        tracked.body, tracked.content_type = self._chunk_body(tracked)
+        try:
+            self._save(seq, tracked, session_bytes)
+        except BaseException:
+            # the store still holds the state before this chunk: a retry tracks it again from there
+            self.sequences.discard(seq)
+            raise
+        if end:
             self.sequences.close(seq, 'ended')
         else:
             self.sequences.release(seq)
-        frames = results['video']['num_frames']
-        return Tracked(request, results, frames, first_frame=seq.frames - frames, video=video,
-                       restart_reason=restart_reason, chunk_index=index,
-                       detector_passes=self.model.detector_passes - passes)
+        return tracked
 
-    def _open_sequence(self, request):
-        """(Sequence, restart reason or None): the running one, a new one for a
-        start, a fresh one for an id this worker evicted when idle; else 409/410."""
+    def _open_sequence(self, request, meta):
+        """(Sequence, restart reason or None, None), or (None, None, a Tracked
+        answered again) for a retried chunk. The Sequence is this worker's copy
+        when it is the latest, else the state store's, a new one for a start, or
+        a fresh one for an id this worker evicted when idle; else 409/410/507.
+        ``meta``: the state store's record of the sequence (None: none)."""
         sequence, chunk = request.sequence, request.chunk
         store, seq_id = self.sequences, sequence.seq_id
         seq = store.acquire(seq_id)
-        if sequence.start:
+        if seq is not None and meta is not None and seq.version != meta.get('version'):
+            store.discard(seq)              # another worker went on with it: the store has it
+            seq = None
+        record = None
+        try:
+            if seq is None and meta is not None and not sequence.start:
+                record = self._load_record(seq_id, meta)
+            last = seq.last_answer if seq is not None else (record or {}).get('answer')
+            if request.index is not None and last and last.get('index') == request.index \
+                    and not sequence.start:
+                if seq is not None:
+                    store.release(seq)
+                return None, None, self._replayed(request, last)
+            if sequence.start:
+                running = seq or (meta if meta and meta.get('status') in ('live', 'memory') else None)
+                if running is not None:
+                    chunks, frames = (seq.chunks, seq.frames) if seq else (meta.get('chunks'),
+                                                                           meta.get('frames'))
+                    raise seqs.SequenceConflict(
+                        f'sequence {seq_id} is already running ({chunks} chunks, {frames} '
+                        f'frames): send its next chunk without {self.header_names.start}, end it '
+                        f'with {self.header_names.end}: true, or start another id')
+                self._check_index(request, 0)
+                return self._new_sequence(seq_id, request.score_thr, request.init_bbox), None, None
+            if seq is None and record is not None:
+                if record.get('session') is None:
+                    m = record['meta']
+                    raise seqs.SequenceGone(
+                        f'sequence {seq_id} has ended ({m.get("chunks")} chunks, '
+                        f'{m.get("frames")} frames): {seqs.start_again()}')
+                seq = self._restore(seq_id, record)
+            if seq is not None:
+                if chunk is not None and seq.width is not None \
+                        and (chunk.width, chunk.height) != (seq.width, seq.height):
+                    raise InputError(f'the chunk is {chunk.width}x{chunk.height}, sequence '
+                                     f'{seq_id} is {seq.width}x{seq.height}: every chunk of a '
+                                     'sequence must have one frame size')
+                self._check_index(request, seq.chunks)
+                return seq, None, None
+        except BaseException:
             if seq is not None:
                 store.release(seq)
-                raise seqs.SequenceConflict(
-                    f'sequence {seq_id} is already running ({seq.chunks} chunks, {seq.frames} '
-                    f'frames): send its next chunk without {self.header_names.start}, end it with '
-                    f'{self.header_names.end}: true, or start another id')
-            return self._new_sequence(seq_id, request.score_thr, request.init_bbox), None
-        if seq is not None:
-            if chunk is not None and seq.width is not None \
-                    and (chunk.width, chunk.height) != (seq.width, seq.height):
-                store.release(seq)
-                raise InputError(f'the chunk is {chunk.width}x{chunk.height}, sequence {seq_id} '
-                                 f'is {seq.width}x{seq.height}: every chunk of a sequence must '
-                                 'have one frame size')
-            return seq, None
+            raise
         tomb = store.tombstone(seq_id)
         if tomb is None or tomb.reason != 'evicted' or chunk is None:
-            raise seqs.SequenceGone(seqs.gone_message(seq_id, tomb))
+            raise seqs.SequenceGone(seqs.gone_message(seq_id, tomb, durable=self.state_store is not None))
         # an id evicted for idleness comes back: it starts again, and says so
         if self.model.task_type.needs_init_bbox and not request.init_bbox:
             raise seqs.SequenceGone(
@@ -306,11 +394,129 @@ class MMTrackHandler(BaseHandler):
         seq = self._new_sequence(seq_id, score_thr, request.init_bbox)
         reason = (f'sequence {seq_id} {seqs.eviction(tomb)}: this chunk started it again, so '
                   'frame ids and track ids start again from 0')
-        return seq, reason
+        return seq, reason, None
+
+    @staticmethod
+    def _check_index(request, expected):
+        if request.index is not None and request.index != expected:
+            seq_id = request.sequence.seq_id
+            raise seqs.ChunkOutOfOrder(
+                f'chunk {request.index} of sequence {seq_id} is out of order: its next chunk is '
+                f'{expected} ({CHUNK_HEADER}: {expected}); chunks {expected} and on must be sent '
+                'in order' if request.index > expected else
+                f'chunk {request.index} of sequence {seq_id} was tracked already (its next '
+                f'chunk is {expected}); only the last chunk\'s answer is kept for a retry')
+
+    # -- the state store -----------------------------------------------------------------
+    def _load_record(self, seq_id, meta):
+        """The state store's snapshot of a sequence this worker does not hold
+        (its latest): {'meta', 'answer', 'session' (None once ended)}."""
+        status = meta.get('status')
+        if status == STATE_MEMORY:
+            raise StateTooLarge(
+                f'sequence {seq_id} lives in the memory of one worker only ({meta.get("holder")}): '
+                f'{meta.get("note") or "its state could not be saved"}. Send its chunks to that '
+                'worker (sequence batching, or one worker), or raise the limit; if that worker '
+                f'has restarted, the sequence is lost: {seqs.start_again()}')
+        blob = self.state_store.read(seq_id, 'state') if status in ('live', 'ended') else None
+        if blob is None and status in ('live', 'ended'):
+            raise seqs.SequenceGone(f'the stored state of sequence {seq_id} has expired or was '
+                                    f'removed: {seqs.start_again()}')
+        try:
+            if blob is None:
+                raise snapshot.SnapshotError(f'its record in the state store is not valid ({meta!r:.80})')
+            record = snapshot.loads(blob, device=self.model.device, what='it')
+            if not isinstance(record, dict) or not isinstance(record.get('meta'), dict):
+                raise snapshot.SnapshotError('it holds no sequence')
+            if record.get('session') is not None:
+                record['session'] = TrackingSession.restore(self.model, snapshot.loads(
+                    record['session'], device=self.model.device, what='its session'))
+            return record
+        except snapshot.SnapshotError as e:
+            self.state_store.delete(seq_id)
+            logger.error('%s: sequence %s: bad stored state removed: %s', self.model_name, seq_id, e)
+            raise snapshot.SnapshotError(
+                f'the stored state of sequence {seq_id} cannot be used: {e}. It was altered, or '
+                f'written by another model or version; it has been removed: {seqs.start_again()}') from None
+
+    def _restore(self, seq_id, record):
+        """This worker's copy of a sequence from the store's record."""
+        m, session = record['meta'], record['session']
+        try:
+            seq = seqs.Sequence(seq_id, session, session.score_thr, m.get('init_bbox'),
+                                last_used=time.monotonic(), chunks=int(m['chunks']),
+                                frames=int(m['frames']), width=m.get('width'),
+                                height=m.get('height'), fps=m.get('fps'), version=m['version'],
+                                last_answer=record.get('answer'), saved=True)
+        except (KeyError, TypeError, ValueError) as e:
+            raise snapshot.SnapshotError(f'its counts are not valid ({type(e).__name__})') from None
+        if session.frame_id != seq.frames:
+            raise snapshot.SnapshotError(f'its session is at frame {session.frame_id}, '
+                                         f'its sequence at {seq.frames}')
+        self.sequences.make_room(spare=lambda s: s.saved)
+        self.sequences.add(seq)
+        logger.info('%s: sequence %s taken up from %s at chunk %d, frame %d', self.model_name,
+                    seq_id, self.state_store, seq.chunks, seq.frames)
+        return seq
+
+    def _session_snapshot(self, seq, end):
+        """(state, note, the session's snapshot bytes) after a chunk: the
+        snapshot when the store takes it; else the sequence stays in this
+        worker's memory (STATE_MEMORY) and ``note`` says why."""
+        if self.state_store is None or end:
+            return None, None, None
+        try:
+            data = snapshot.dumps(seq.session.snapshot())
+        except snapshot.SnapshotError as e:
+            return STATE_MEMORY, f'its state is not plain data ({e})', None
+        limit = self.max_state_mb * (1 << 20)
+        if self.max_state_mb > 0 and len(data) > limit:
+            return STATE_MEMORY, (f'its state is {len(data) / (1 << 20):.1f} MB, over the state '
+                                  f'store\'s limit of {self.max_state_mb:g} MB (mmtrack-serve serve '
+                                  '--max-state-mb)'), None
+        return STATE_SAVED, None, data
+
+    def _save(self, seq, tracked, session_bytes):
+        """Keeps the chunk's answer (for a retry) and, with a state store,
+        writes the sequence there: its snapshot, or a record that it lives in
+        this worker's memory (STATE_MEMORY) or has ended."""
+        request = tracked.request
+        if request.chunk is not None:       # an end without a chunk takes no index
+            seq.last_answer = {'index': tracked.chunk_index, 'body': _as_bytes(tracked.body),
+                               'content_type': tracked.content_type,
+                               'first_frame': tracked.first_frame,
+                               'num_frames': tracked.num_frames,
+                               'restarted': tracked.restart_reason is not None}
+        if self.state_store is None:
+            return
+        ended = request.sequence.end
+        version = uuid.uuid4().hex
+        counts = {'version': version, 'chunks': seq.chunks, 'frames': seq.frames}
+        meta = {**counts, 'width': seq.width, 'height': seq.height, 'fps': seq.fps,
+                'init_bbox': seq.init_bbox}
+        status = 'ended' if ended else STATE_MEMORY if tracked.state == STATE_MEMORY else 'live'
+        blob = None
+        if status != STATE_MEMORY:
+            blob = snapshot.dumps({'meta': meta, 'answer': seq.last_answer,
+                                   'session': session_bytes})
+        pointer = {'status': status, **counts, 'holder': self.holder, 'note': tracked.state_note,
+                   'expires_at': time.time() + self.sequences.idle_s}
+        self.state_store.write(seq.seq_id, {'state': blob, 'meta': json.dumps(pointer).encode()},
+                               ttl_s=self.sequences.idle_s)
+        seq.version, seq.saved = version, status == 'live'
+
+    def _replayed(self, request, answer):
+        """The stored answer of a chunk sent again (same index)."""
+        logger.info('%s: sequence %s chunk %d sent again: its stored answer returned',
+                    self.model_name, request.sequence.seq_id, answer['index'])
+        return Tracked(request, {}, answer['num_frames'], first_frame=answer['first_frame'],
+                       chunk_index=answer['index'], body=answer['body'],
+                       content_type=answer['content_type'], replayed=True,
+                       restart_reason='' if answer.get('restarted') else None)
 
     def _new_sequence(self, seq_id, score_thr, init_bbox):
         """A session for a new sequence; registered once its first chunk is tracked."""
-        self.sequences.check_room()
+        self.sequences.make_room(spare=lambda s: s.saved)
         session = self.model.session(init_bbox=init_bbox, score_thr=score_thr)
         return seqs.Sequence(seq_id, session, session.score_thr, init_bbox,
                              last_used=time.monotonic())
@@ -366,6 +572,8 @@ class MMTrackHandler(BaseHandler):
             return                                  # a new sequence: never registered
         if seq.session.frame_id == seq.frames and isinstance(error, MMTrackServeError):
             store.release(seq)
+        elif seq.saved:
+            store.discard(seq)      # the state store holds it as it was before this chunk
         else:
             store.close(seq, 'failed', detail=f'{type(error).__name__} at frame {seq.session.frame_id}')
 
@@ -402,6 +610,23 @@ class MMTrackHandler(BaseHandler):
                     tracked.num_frames, seconds, tracked.num_frames / seconds, request.output)
         return self._body(tracked, request.output)
 
+    def _chunk_body(self, tracked):
+        """(body, content type) of a chunk's answer."""
+        request = tracked.request
+        if request.output != 'json':
+            return self._body(tracked, request.output), OUTPUT_TYPES[request.output]
+        restarted = tracked.restart_reason is not None
+        head = {'sequence_id': request.sequence.seq_id, 'chunk': tracked.chunk_index,
+                'restarted': restarted}
+        if restarted:
+            head['restart_reason'] = tracked.restart_reason
+        head['ended'] = request.sequence.end
+        if tracked.state:
+            head['state'] = tracked.state
+        if tracked.state_note:
+            head['state_note'] = tracked.state_note
+        return json.dumps({**head, **tracked.results}), OUTPUT_TYPES['json']
+
     def _chunk_answer(self, tracked):
         request, context = tracked.request, self.context
         idx, seq_id, end = request.idx, request.sequence.seq_id, request.sequence.end
@@ -409,22 +634,23 @@ class MMTrackHandler(BaseHandler):
         frames, first = tracked.num_frames, tracked.first_frame
         seconds = time.perf_counter() - request.started
         restore_root_logging()
-        if frames:
+        if frames and not tracked.replayed:
             self._record_metrics(tracked, seconds)
         context.set_response_header(idx, CHUNK_HEADER, str(tracked.chunk_index))
         context.set_response_header(idx, FIRST_FRAME_HEADER, str(first))
         context.set_response_header(idx, RESTARTED_HEADER, str(restarted).lower())
-        context.set_response_content_type(idx, OUTPUT_TYPES[request.output])
-        logger.info('%s: sequence %s chunk %d%s: frames %d-%d in %.2f s%s', self.model_name, seq_id,
-                    tracked.chunk_index, ' (restarted)' if restarted else '', first,
-                    first + frames - 1, seconds, ', ended' if end else '')
-        if request.output == 'json':
-            head = {'sequence_id': seq_id, 'chunk': tracked.chunk_index, 'restarted': restarted}
-            if restarted:
-                head['restart_reason'] = tracked.restart_reason
-            head['ended'] = end
-            return json.dumps({**head, **tracked.results})
-        return self._body(tracked, request.output)
+        if tracked.replayed:
+            context.set_response_header(idx, REPLAYED_HEADER, 'true')
+        if tracked.state:
+            context.set_response_header(idx, STATE_HEADER, tracked.state)
+        context.set_response_content_type(idx, tracked.content_type)
+        if not tracked.replayed:
+            logger.info('%s: sequence %s chunk %d%s: frames %d-%d in %.2f s%s%s', self.model_name,
+                        seq_id, tracked.chunk_index, ' (restarted)' if restarted else '', first,
+                        first + frames - 1, seconds, ', ended' if end else '',
+                        f' (state in memory only: {tracked.state_note})'
+                        if tracked.state == STATE_MEMORY else '')
+        return tracked.body
 
     @staticmethod
     def _body(tracked, output):
@@ -475,3 +701,7 @@ class MMTrackHandler(BaseHandler):
         metrics.add_counter('DetectorPasses', tracked.detector_passes, dimensions=[])
         metrics.add_metric('FramesPerSecond', round(frames / seconds, 3), unit='count',
                            dimensions=[], metric_type=MetricTypes.GAUGE)
+
+
+def _as_bytes(body):
+    return body.encode('utf-8') if isinstance(body, str) else bytes(body or b'')

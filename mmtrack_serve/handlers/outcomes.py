@@ -28,3 +28,9 @@ class Tracked:
     restart_reason: Optional[str] = None
     chunk_index: int = 0
     detector_passes: int = 0                    # the model's detector passes it took
+    # a chunk's answer, made in ``inference`` so that the state store keeps it
+    body: Any = None
+    content_type: Optional[str] = None
+    replayed: bool = False                      # answered again from the stored answer
+    state: Optional[str] = None                 # protocol.STATE_SAVED / STATE_MEMORY
+    state_note: Optional[str] = None            # why STATE_MEMORY

@@ -16,6 +16,7 @@ Protocol (README, "Streaming"): headers ``ts_request_sequence_id``,
 true`` on the last; ``stream: true`` without an id starts a sequence whose id the
 server chooses (returned in the ``ts_request_sequence_id`` response header).
 """
+import logging
 import math
 import re
 import threading
@@ -69,6 +70,11 @@ class SequencesFull(SequenceError):
     def __init__(self, message, retry_after):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ChunkOutOfOrder(SequenceError):
+    """A chunk whose index (``x-sequence-chunk``) is not the sequence's next."""
+    status = 409
 
 
 class StreamingUnavailable(SequenceError):
@@ -134,6 +140,9 @@ class Sequence:
     height: Optional[int] = None
     fps: Optional[float] = None
     busy: bool = False
+    version: Optional[str] = None  # the state store's snapshot this copy matches
+    last_answer: Optional[dict] = None   # the last chunk's, for a retried chunk
+    saved: bool = False            # the state store holds this copy's state
 
 
 @dataclass
@@ -184,15 +193,21 @@ class SequenceStore:
         while len(self._gone) > self.max_tombstones:
             self._gone.popitem(last=False)
 
-    def start_sweeper(self, interval=None):
+    def start_sweeper(self, interval=None, also=None):
         """A daemon thread that evicts idle sequences, so that their memory (GPU
-        included) is freed without waiting for the next request."""
+        included) is freed without waiting for the next request; and calls
+        ``also`` (the state store's sweep) as often."""
         interval = interval or max(0.5, min(self.idle_s / 2, 30.0))
 
         def run():
             while True:
                 time.sleep(interval)
                 self.sweep()
+                if also is not None:
+                    try:
+                        also()
+                    except Exception:  # noqa: BLE001 - a sweep is retried at the next interval
+                        logging.getLogger(__name__).exception('state store sweep failed')
         thread = threading.Thread(target=run, name='mmtrack-serve-sequence-sweeper', daemon=True)
         thread.start()
         return thread
@@ -237,6 +252,24 @@ class SequenceStore:
                 f'recently used one may be evicted (idle timeout {self.idle_s:g} s)',
                 retry_after=max(1, math.ceil(wait)))
 
+    def make_room(self, spare):
+        """Frees a slot, if every one is taken, by dropping the least recently
+        used idle sequence for which ``spare(seq)`` is true (one whose state
+        is in the state store: nothing is lost). Then ``check_room``."""
+        with self._lock:
+            if len(self._live) >= self.max_sequences:
+                idle = [s for s in self._live.values() if not s.busy and spare(s)]
+                if idle:
+                    del self._live[min(idle, key=lambda s: s.last_used).seq_id]
+        self.check_room()
+
+    def discard(self, seq):
+        """Forgets this worker's copy of a sequence (busy or not) without a
+        tombstone: another worker went on with it (the state store has it)."""
+        with self._lock:
+            if self._live.get(seq.seq_id) is seq:
+                del self._live[seq.seq_id]
+
     def add(self, seq):
         """Registers a started sequence (busy until released)."""
         with self._lock:
@@ -254,11 +287,19 @@ class SequenceStore:
             self._bury(seq, reason, self.clock(), detail=detail)
 
 
-def gone_message(seq_id, tomb):
-    """Why a continuing chunk for ``seq_id`` cannot be served (410)."""
-    fix = (f'start a new sequence ({HEADER_START}: true, with this or another id); '
-           'its frame and track ids start again from 0')
+def start_again():
+    return (f'start a new sequence ({HEADER_START}: true, with this or another id); '
+            'its frame and track ids start again from 0')
+
+
+def gone_message(seq_id, tomb, durable=False):
+    """Why a continuing chunk for ``seq_id`` cannot be served (410);
+    ``durable``: sequences are kept in a state store."""
+    fix = start_again()
     if tomb is None:
+        if durable:
+            return (f'unknown or expired sequence {seq_id}: neither this worker nor the state '
+                    'store holds it (never started, or expired after the idle timeout): ' + fix)
         return (f'unknown or expired sequence {seq_id}: this worker holds no such sequence '
                 f'(never started, or lost when the worker restarted): {fix}')
     if tomb.reason == 'ended':

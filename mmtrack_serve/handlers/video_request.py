@@ -11,8 +11,9 @@ from typing import Optional
 from mmtrack_serve.detections import read_det_txt
 from mmtrack_serve.errors import InputError
 from mmtrack_serve.handlers import sequences as seqs
-from mmtrack_serve.serving.protocol import (BODY_KEYS, DEFAULT_CHUNK_OUTPUT, DEFAULT_OUTPUT,
-                                            DETECTIONS_KEY, HEADER_END, OUTPUT_TYPES)
+from mmtrack_serve.serving.protocol import (BODY_KEYS, CHUNK_HEADER, CHUNK_OPTION,
+                                            DEFAULT_CHUNK_OUTPUT, DEFAULT_OUTPUT, DETECTIONS_KEY,
+                                            HEADER_END, OUTPUT_TYPES)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ChunkRequest:
     output: str
     init_bbox: Optional[str]
     detections: Optional[dict] = None   # frame numbers are the sequence's
+    index: Optional[int] = None         # the chunk's index in its sequence, when sent
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -70,7 +72,23 @@ def parse_chunk_request(idx, request, headers, sequence, end_header=HEADER_END, 
         raise InputError('no chunk in the request: send a short video or one image as '
                          f'the body, or only {end_header}: true to end the sequence')
     return ChunkRequest(idx, sequence, chunk, score_thr, output, init_bbox,
-                        parse_detections(request))
+                        parse_detections(request),
+                        parse_chunk_index(find_option(request, headers, CHUNK_OPTION)))
+
+
+def parse_chunk_index(value):
+    """The chunk index sent (``x-sequence-chunk``: 0 for a sequence's first
+    chunk), or None when not sent."""
+    if value is None or str(value).strip() == '':
+        return None
+    try:
+        index = int(str(value).strip())
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise InputError(f'{CHUNK_HEADER} must be the chunk\'s index in its sequence (0, 1, ...), '
+                         f'got {value!r}')
+    return index
 
 
 def parse_detections(request):

@@ -29,9 +29,10 @@ def predict(url, model, video, output='json', headers=None, timeout=3600, detect
 class ServerError(MMTrackServeError):
     """The server answered with an error; ``http_status`` is its status."""
 
-    def __init__(self, message, http_status):
+    def __init__(self, message, http_status, retry_after=None):
         super().__init__(message)
         self.http_status = http_status
+        self.retry_after = retry_after      # seconds, when the server said to retry
 
 
 def post(url, model, *, body=None, files=None, headers=None, timeout=3600, http=None, what=None):
@@ -52,8 +53,16 @@ def post(url, model, *, body=None, files=None, headers=None, timeout=3600, http=
     if response.status_code != 200:
         to = f' to {what}' if what else ''
         raise ServerError(f'{model} answered HTTP {response.status_code}{to}: '
-                          f'{error_message(response)}', response.status_code)
+                          f'{error_message(response)}', response.status_code,
+                          _seconds(response.headers.get('Retry-After')))
     return response
+
+
+def _seconds(value):
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def predictions_url(url, model):

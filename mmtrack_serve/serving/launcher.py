@@ -115,6 +115,7 @@ class Server:
         self.management_url = f'http://127.0.0.1:{port_base + 1}'
         self.metrics_url = f'http://127.0.0.1:{port_base + 2}'
         self.log_dir = self.run_dir / 'logs'
+        self.state_dir = self.run_dir / 'state'
 
     def _env(self):
         env = dict(os.environ, **self.extra_env)
@@ -122,6 +123,9 @@ class Server:
         tmp.mkdir(parents=True, exist_ok=True)
         env.update(TMPDIR=str(tmp), LOG_LOCATION=str(self.log_dir),
                    METRICS_LOCATION=str(self.log_dir), TEMP=str(tmp))
+        from ..handlers.state_store import STATE_DIR_ENV
+        # streams outlive a worker: a model's "default" state store is in the run dir
+        env.setdefault(STATE_DIR_ENV, str(self.state_dir))
         # workers must find this interpreter's packages
         env['PATH'] = f'{Path(sys.executable).parent}{os.pathsep}{env.get("PATH", "")}'
         return env

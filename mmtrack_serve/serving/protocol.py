@@ -34,7 +34,16 @@ SEQUENCE_HEADERS = SequenceHeaders('ts_request_sequence_id', 'ts_request_sequenc
                                    'ts_request_sequence_end')
 HEADER_ID, HEADER_START, HEADER_END = SEQUENCE_HEADERS
 
-# what a chunk's answer says of it, besides its body
+# what a chunk's answer says of it, besides its body; a request may send
+# CHUNK_HEADER too (its index: the server refuses it out of order, and answers
+# a retried one from its stored answer)
 CHUNK_HEADER = 'x-sequence-chunk'
+CHUNK_OPTION = 'sequence_chunk'      # find_option's name for CHUNK_HEADER
 FIRST_FRAME_HEADER = 'x-sequence-first-frame'
 RESTARTED_HEADER = 'x-sequence-restarted'
+# where the sequence's state is after this chunk: STATE_SAVED (the state
+# store: any worker may take the next chunk), STATE_MEMORY (this worker only)
+STATE_HEADER = 'x-sequence-state'
+STATE_SAVED, STATE_MEMORY = 'saved', 'memory'
+# "true" on an answer returned again from the store to a retried chunk
+REPLAYED_HEADER = 'x-sequence-replayed'

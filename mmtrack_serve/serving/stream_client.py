@@ -8,20 +8,29 @@ VideoWriter writes them): the tracks then follow the re-encoded frames.
 """
 import io
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import MMTrackServeError
-from .client import post, predictions_url
-from .protocol import BINARY, DETECTIONS_KEY, HEADER_END, HEADER_ID, HEADER_START, VIDEO_FIELD
+from .client import ServerError, post, predictions_url
+from .protocol import (BINARY, CHUNK_HEADER, DETECTIONS_KEY, HEADER_END, HEADER_ID, HEADER_START,
+                       VIDEO_FIELD)
 
 CHUNK_CODECS = ('lossless', 'h264')
+# a chunk is sent again this many times when the server says to retry
+# (Retry-After: the sequence is busy, the state store is unreachable, slots are
+# full) or cannot be reached; each chunk carries its index, so a chunk the
+# server had already tracked is answered from its stored answer, never twice
+RETRIES = 3
+MAX_RETRY_WAIT_S = 10.0
 
 
 class SequenceClient:
     """Sends chunks as one sequence; ``frames`` gathers the answers' frames."""
 
-    def __init__(self, url, model, seq_id, *, score_thr=None, init_bbox=None, timeout=600.0):
+    def __init__(self, url, model, seq_id, *, score_thr=None, init_bbox=None, timeout=600.0,
+                 retries=RETRIES):
         import requests
         self.http = requests.Session()
         self.url, self.model, self.seq_id = url, model, seq_id
@@ -29,11 +38,12 @@ class SequenceClient:
         self.frames, self.chunks = [], 0
         self.task = self.classes = None
         self.open = False
+        self.retries = retries
 
     def send(self, body, num_frames, last, detections=None):
         """Posts one chunk (with its det.txt lines as multipart, when given);
         returns the answer."""
-        headers = {'output': 'json', HEADER_ID: self.seq_id}
+        headers = {'output': 'json', HEADER_ID: self.seq_id, CHUNK_HEADER: str(self.chunks)}
         if self.score_thr is not None:
             headers['score_thr'] = str(self.score_thr)
         if self.chunks == 0:
@@ -46,14 +56,20 @@ class SequenceClient:
         if detections is not None:
             files = {VIDEO_FIELD: ('chunk.mp4', body, BINARY),
                      DETECTIONS_KEY: ('det.txt', detections.encode(), 'text/plain')}
-        try:
-            response = post(self.url, self.model, body=None if files else body, files=files,
-                            headers=headers, timeout=self.timeout, http=self.http,
-                            what=f'chunk {self.chunks}')
-        except MMTrackServeError as e:
-            status = getattr(e, 'http_status', None)
-            self.open = self.open and status not in (404, 410)
-            raise
+        for attempt in range(self.retries + 1):
+            try:
+                response = post(self.url, self.model, body=None if files else body, files=files,
+                                headers=headers, timeout=self.timeout, http=self.http,
+                                what=f'chunk {self.chunks}')
+                break
+            except MMTrackServeError as e:
+                status = getattr(e, 'http_status', None)
+                wait = e.retry_after if isinstance(e, ServerError) else 1.0
+                if attempt < self.retries and wait is not None:
+                    time.sleep(min(wait, MAX_RETRY_WAIT_S))
+                    continue
+                self.open = self.open and status not in (404, 410)
+                raise
         answer = _json(response, self.model, self.chunks)
         self.open = not last
         if answer.get('restarted'):

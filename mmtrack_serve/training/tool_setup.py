@@ -75,16 +75,13 @@ def default_device():
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
-def check_device(device, launcher='none'):
+def check_device(device):
+    """Distributed training runs on either device: see ``distributed``."""
     import torch
     if device not in ('cpu', 'cuda'):
         raise InputError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == 'cuda' and not torch.cuda.is_available():
         raise InputError('--device cuda: no CUDA GPU is available (use --device cpu)')
-    if launcher != 'none' and device != 'cuda':
-        # mmcv's init_dist binds each process to a GPU (rank % GPU count).
-        raise InputError(f'--launcher {launcher} needs CUDA GPUs: distributed training '
-                         'runs one process per GPU')
 
 
 def data_parallel(model, device, gpu_ids):
@@ -99,12 +96,10 @@ def data_parallel(model, device, gpu_ids):
     return wrapped
 
 
-def distributed_parallel(model, find_unused_parameters=False):
-    import torch
-    from mmcv.parallel import MMDistributedDataParallel
-    return MMDistributedDataParallel(
-        model.cuda(), device_ids=[torch.cuda.current_device()], broadcast_buffers=False,
-        find_unused_parameters=find_unused_parameters)
+def distributed_parallel(model, device, find_unused_parameters=False):
+    """The model of one rank under torchrun: on its GPU, or on the CPU."""
+    from . import distributed
+    return distributed.wrap(model, device, find_unused_parameters=find_unused_parameters)
 
 
 def setup_multi_processes(cfg):

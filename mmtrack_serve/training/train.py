@@ -19,8 +19,9 @@ Where this differs, on purpose:
 - validation leaves out 'track' on MOTChallenge datasets, whose ``evaluate``
   needs TrackEval (not installed): ``mmtrack-serve test --eval track`` scores it.
 
-Distributed training (``launcher='pytorch'``) runs one process per GPU under
-``torchrun``, as MMTracking's ``tools/dist_train.sh``; see the train command's help.
+Distributed training (``launcher='pytorch'``) runs under ``torchrun``, as
+MMTracking's ``tools/dist_train.sh``: one process per GPU (nccl), or several
+processes on the CPU (gloo); see ``distributed`` and the train command's help.
 """
 import copy
 import importlib.util
@@ -42,16 +43,13 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     ``config`` is a path, a config shipped in mmtrack, or an ``mmcv.Config``;
     ``cfg_options`` a dict as mmcv's ``--cfg-options`` makes. Without
     ``work_dir``, the config's, else ``./work_dirs/CONFIG_NAME``.
+    Under torchrun (``launcher='pytorch'``) every rank returns it, once rank 0
+    has written it.
     """
-    import mmcv
-    import torch.distributed as dist
-    from mmdet.apis import set_random_seed
-    from mmtrack import __version__ as mmtrack_version
-    from mmtrack.apis import init_random_seed
-    from mmtrack.utils import collect_env
-
     device = device or tool_setup.default_device()
-    tool_setup.check_device(device, launcher)
+    tool_setup.check_device(device)
+    if launcher not in ('none', 'pytorch'):
+        raise InputError(f"launcher must be 'none' or 'pytorch', got {launcher!r}")
     cfg, family = tool_setup.load_tool_config(config, cfg_options)
     tool_setup.setup_multi_processes(cfg)
 
@@ -67,14 +65,37 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     cfg.device = device
 
     distributed = launcher != 'none'
+    if not distributed:
+        return _train(config, cfg, family, device, seed, validate, deterministic)
+    from . import distributed as dist_setup
+    backend, backend_note = dist_setup.init_process_group(device, cfg.get('dist_params'))
+    try:
+        return _train(config, cfg, family, device, seed, validate, deterministic,
+                      dist_info=(backend, backend_note, dist_setup.members(device)),
+                      diff_seed=diff_seed)
+    finally:
+        dist_setup.finish()
+
+
+def _train(config, cfg, family, device, seed, validate, deterministic, dist_info=None,
+           diff_seed=False):
+    """The rest of ``train``, once the process group (if any) is joined;
+    ``dist_info``: ``(backend, note, members)`` when distributed."""
+    import mmcv
+    import torch.distributed as dist
+    from mmdet.apis import set_random_seed
+    from mmtrack import __version__ as mmtrack_version
+    from mmtrack.apis import init_random_seed
+    from mmtrack.utils import collect_env
+
+    distributed = dist_info is not None
+    rank = dist.get_rank() if distributed else 0
     if distributed:
-        from mmcv.runner import get_dist_info, init_dist
-        init_dist(launcher, **cfg.get('dist_params', dict(backend='nccl')))
-        _, world_size = get_dist_info()
-        cfg.gpu_ids = range(world_size)
+        cfg.gpu_ids = range(dist.get_world_size())
 
     mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
-    cfg.dump(osp.join(cfg.work_dir, f'{_config_name(config, cfg)}.py'))
+    if rank == 0:
+        cfg.dump(osp.join(cfg.work_dir, f'{_config_name(config, cfg)}.py'))
     timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())
     logger = fresh_root_logger(osp.join(cfg.work_dir, f'{timestamp}.log'),
                                cfg.get('log_level', 'INFO'))
@@ -84,7 +105,15 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     dash_line = '-' * 60 + '\n'
     logger.info('Environment info:\n' + dash_line + env_info + '\n' + dash_line)
     meta['env_info'] = env_info
-    logger.info(f'Distributed training: {distributed}, device: {device}')
+    if distributed:
+        backend, backend_note, members = dist_info
+        logger.info(f'Distributed training: True, device: {device}, backend: {backend}, '
+                    f'world size: {len(members)}')
+        if backend_note:
+            logger.warning(backend_note)
+        logger.info('Ranks: ' + '; '.join(members))
+    else:
+        logger.info(f'Distributed training: False, device: {device}')
     logger.info(f'Config:\n{cfg.pretty_text}')
 
     if seed is not None:
@@ -110,6 +139,8 @@ def train(config, work_dir=None, seed=None, cfg_options=None, launcher='none',
     model.CLASSES = classes
     run_training(model, datasets, cfg, family, distributed=distributed, validate=validate,
                  timestamp=timestamp, meta=meta)
+    if distributed:
+        dist.barrier()  # rank 0 may still be writing the last checkpoint
     return latest_checkpoint(cfg.work_dir)
 
 
@@ -166,7 +197,7 @@ def run_training(model, datasets, cfg, family, distributed=False, validate=False
     loaders = [_train_loader(ds, cfg, family, distributed) for ds in datasets]
     if distributed:
         model = tool_setup.distributed_parallel(
-            model, find_unused_parameters=cfg.get('find_unused_parameters', False))
+            model, cfg.device, find_unused_parameters=cfg.get('find_unused_parameters', False))
     else:
         model = tool_setup.data_parallel(model, cfg.device, cfg.gpu_ids)
 
@@ -249,6 +280,10 @@ def _eval_hook(cfg, family, distributed, runner_cfg, logger):
                                   workers_per_gpu=cfg.data.workers_per_gpu,
                                   dist=distributed, shuffle=False)
     eval_cfg = copy.deepcopy(cfg.get('evaluation', {}))
+    if eval_cfg.get('gpu_collect') and cfg.device != 'cuda':
+        logger.info('evaluation.gpu_collect in the config is ignored on the CPU: the '
+                    'ranks collect validation results through files in the work dir')
+        eval_cfg['gpu_collect'] = False
     if 'metric' in eval_cfg:
         eval_cfg['metric'] = validation_metrics(val_dataset, eval_cfg['metric'], logger)
         if not eval_cfg['metric']:

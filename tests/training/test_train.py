@@ -142,10 +142,16 @@ def test_validation_skips_track_on_mot_datasets_without_trackeval(metrics, expec
 
 @pytest.mark.parametrize('argv, env, message', [
     (['--launcher', 'pytorch'], {}, 'must run under torchrun'),
-    (['--launcher', 'pytorch', '--device', 'cpu'], {'RANK': '0'}, 'needs CUDA GPUs'),
+    (['--launcher', 'pytorch', '--device', 'cpu'], {'RANK': '0'},
+     'must run under torchrun (WORLD_SIZE, MASTER_ADDR, MASTER_PORT are unset)'),
+    # under torchrun without --launcher, each rank would train alone into one work dir
+    (['--device', 'cpu'], {'TORCHELASTIC_RUN_ID': 'x', 'RANK': '0', 'WORLD_SIZE': '2'},
+     'add --launcher pytorch'),
     (['--resume-from', 'missing.pth', '--device', 'cpu'], {}, 'not found: missing.pth'),
 ])
 def test_user_errors(argv, env, message, monkeypatch, capsys, tmp_path):
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID'):
+        monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert cli.main(['train', str(CONFIG), '--work-dir', str(tmp_path), *argv]) == 1
