@@ -24,9 +24,12 @@ session, so tracker state never leaks between requests.
 Streaming (``ts_request_sequence_id`` and friends, by the names in force in the
 worker's context; see ``sequences`` and the README's "Streaming"): a chunk (a
 short video or one image) goes through the sequence's session, so frame ids and
-track ids continue across chunks; JSON by default. Sessions are bounded per
-worker (503 when full), evicted when idle, and a sequence this worker does not
-hold is a 410, never a silent restart.
+track ids continue across chunks; JSON by default. After each chunk the
+sequence's state goes to the state store (``state_store``: a folder by
+default, or Redis), so any worker takes the next chunk with the same ids;
+without a store, sessions live in this worker only, bounded (503 when full) and
+evicted when idle, and a sequence it does not hold is a 410, never a silent
+restart.
 """
 import json
 import logging

@@ -7,7 +7,9 @@ define exactly one class):
 - ``classify``: does a request feed a sequence, or is it a whole video?
 - ``SequenceStore``: a worker's sessions, bounded (``max_sequences``), evicted
   after ``idle_s`` without a request, with a bounded memory of evicted and ended
-  ids so that a returning id is answered precisely (restarted, or 410).
+  ids so that a returning id is answered precisely (restarted, or 410). With a
+  state store (``state_store``) its sessions are copies of stored sequences,
+  which any worker may take up.
 - ``read_chunk``: one chunk (a short video, or one JPEG/PNG/... image), checked
   by decoding it once before any frame reaches the tracker.
 
