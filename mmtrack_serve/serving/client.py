@@ -29,10 +29,11 @@ def predict(url, model, video, output='json', headers=None, timeout=3600, detect
 class ServerError(MMTrackServeError):
     """The server answered with an error; ``http_status`` is its status."""
 
-    def __init__(self, message, http_status, retry_after=None):
+    def __init__(self, message, http_status, retry_after=None, error_type=None):
         super().__init__(message)
         self.http_status = http_status
         self.retry_after = retry_after      # seconds, when the server said to retry
+        self.error_type = error_type        # the JSON body's "type", when it has one
 
 
 def post(url, model, *, body=None, files=None, headers=None, timeout=3600, http=None, what=None):
@@ -54,7 +55,7 @@ def post(url, model, *, body=None, files=None, headers=None, timeout=3600, http=
         to = f' to {what}' if what else ''
         raise ServerError(f'{model} answered HTTP {response.status_code}{to}: '
                           f'{error_message(response)}', response.status_code,
-                          _seconds(response.headers.get('Retry-After')))
+                          _seconds(response.headers.get('Retry-After')), _error_type(response))
     return response
 
 
@@ -72,6 +73,14 @@ def predictions_url(url, model):
 def normalise_url(url):
     url = url.rstrip('/')
     return url if '://' in url else f'http://{url}'
+
+
+def _error_type(response):
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return body.get('type') if isinstance(body, dict) else None
 
 
 def error_message(response):

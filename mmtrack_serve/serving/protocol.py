@@ -47,3 +47,6 @@ STATE_HEADER = 'x-sequence-state'
 STATE_SAVED, STATE_MEMORY = 'saved', 'memory'
 # "true" on an answer returned again from the store to a retried chunk
 REPLAYED_HEADER = 'x-sequence-replayed'
+# the error types (the JSON body's "type") after which a client sends the same
+# chunk again, after Retry-After: nothing was tracked, and it may go through later
+RETRY_ERRORS = ('StoreBusy', 'StoreUnavailable', 'SequencesFull')

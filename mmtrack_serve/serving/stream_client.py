@@ -15,12 +15,12 @@ from pathlib import Path
 from ..errors import MMTrackServeError
 from .client import ServerError, post, predictions_url
 from .protocol import (BINARY, CHUNK_HEADER, DETECTIONS_KEY, HEADER_END, HEADER_ID, HEADER_START,
-                       VIDEO_FIELD)
+                       RETRY_ERRORS, VIDEO_FIELD)
 
 CHUNK_CODECS = ('lossless', 'h264')
 # a chunk is sent again this many times when the server says to retry
-# (Retry-After: the sequence is busy, the state store is unreachable, slots are
-# full) or cannot be reached; each chunk carries its index, so a chunk the
+# (protocol.RETRY_ERRORS, after Retry-After: the sequence is busy, the state
+# store is unreachable, slots are full) or cannot be reached; each chunk carries its index, so a chunk the
 # server had already tracked is answered from its stored answer, never twice
 RETRIES = 3
 MAX_RETRY_WAIT_S = 10.0
@@ -64,7 +64,8 @@ class SequenceClient:
                 break
             except MMTrackServeError as e:
                 status = getattr(e, 'http_status', None)
-                wait = e.retry_after if isinstance(e, ServerError) else 1.0
+                wait = (e.retry_after if e.error_type in RETRY_ERRORS else None) \
+                    if isinstance(e, ServerError) else 1.0
                 if attempt < self.retries and wait is not None:
                     time.sleep(min(wait, MAX_RETRY_WAIT_S))
                     continue
