@@ -10,7 +10,6 @@ import threading
 import uuid
 
 import pytest
-import redis
 
 from conftest import SOT_INIT_BBOX, make_video
 from mmtrack_serve.converters.mmtrack2torchserve import convert
@@ -23,6 +22,7 @@ from serving import put, running_server
 from test_snapshot import Payload
 from test_streaming import kill_worker
 
+redis = pytest.importorskip('redis', reason='the redis Python package is missing (make setup)')
 pytestmark = pytest.mark.server
 MODELS = {'mot': 'tiny_mot', 'sot': 'tiny_sot', 'vid': 'tiny_vid'}
 SMALL = 'tiny_mot_small'            # --max-state-mb 0.001: every snapshot is too large
