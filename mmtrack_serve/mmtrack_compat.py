@@ -466,12 +466,12 @@ class ModelState:
         (``tracks``, ``num_tracks``, QDTrack's ``backdrops``...). What else a
         tracker holds is the model's own (``kf`` is ``model.motion``, set again
         by the next ``track``) and comes from a fresh copy on load."""
-        from .snapshot import is_data
+        from .snapshot import is_data_type
         data = {k: v for k, v in state.items() if k != 'tracker'}
         tracker = state.get('tracker')
         if tracker is not None:
             data['tracker'] = {k: v for k, v in vars(tracker).items()
-                               if not k.startswith('_') and k != 'training' and is_data(v)}
+                               if not k.startswith('_') and k != 'training' and is_data_type(v)}
         return data
 
     def from_data(self, data):

@@ -50,13 +50,16 @@ def loads(data, *, device='cpu', what='the snapshot'):
         raise SnapshotError(f'{what} is not a valid snapshot: {e}') from None
 
 
-def is_data(value):
-    """True when ``encode`` can write ``value``."""
-    try:
-        encode(value)
-        return True
-    except SnapshotError:
-        return False
+def is_data_type(value):
+    """True when ``value`` is of a type ``encode`` writes (its contents are
+    checked when it is written: a cheap test, not a second walk)."""
+    if isinstance(value, dict):
+        try:
+            _dict_kind(value, 'value')      # a ConfigDict is configuration, not state
+            return True
+        except SnapshotError:
+            return False
+    return isinstance(value, (torch.Tensor, np.ndarray, np.generic, list, tuple) + _PRIMITIVES)
 
 
 def encode(value, path='state'):

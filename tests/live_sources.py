@@ -165,12 +165,17 @@ def rtsp_server(clip):
         assert line.startswith('rtsp://'), (line, proc.stderr.read() if proc.poll() is not None else '')
         yield line.strip()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
+
+
+def stop_process(proc, timeout=10):
+    """Terminates ``proc``, killing it if it has not ended within ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def have_ffmpeg():

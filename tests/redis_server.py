@@ -9,6 +9,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 
+from live_sources import stop_process
+
 
 class RedisMissing(Exception):
     pass
@@ -49,8 +51,4 @@ def running_redis():
                     time.sleep(0.1)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
