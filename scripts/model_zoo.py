@@ -16,7 +16,11 @@ Checkpoint and .mar are deleted as soon as a config is done (R50 ones are
 100-200 MB). A failure is its one-line message: an MMTrackServeError is a clear
 error; anything else is a raw Python error, marked **bug** in the table.
 
-    python scripts/model_zoo.py [--only PATTERN ...] [--output MODEL_ZOO.md] [--work-dir DIR]
+    python scripts/model_zoo.py [--only PATTERN ...] [--resume] [--output MODEL_ZOO.md] [--work-dir DIR]
+
+``--resume`` carries on a run that was stopped: the rows already in the table
+are kept as they are, except those that ended in a raw Python error (a bug may
+have been fixed since), and only the configs without a kept row are run.
 
 About 1.5 hours on 2 CPU cores for all 62 (the VID ones are the slowest;
 each config's figures from the last run: MODEL_ZOO.md).
@@ -29,6 +33,7 @@ import gc
 import io
 import json
 import random
+import re
 import shlex
 import shutil
 import sys
@@ -58,6 +63,9 @@ def parse_args(argv):
     p.add_argument('--only', action='append', metavar='PATTERN',
                    help='configs whose name or path (relative to the configs folder) contains '
                         'PATTERN, or matches it as a glob (repeatable; default: all)')
+    p.add_argument('--resume', action='store_true',
+                   help='keep the rows already in the output table (all but those marked bug) and '
+                        'run only the configs without one')
     p.add_argument('--output', default=str(REPO / 'MODEL_ZOO.md'),
                    help='the table to write (default: MODEL_ZOO.md in the repository)')
     p.add_argument('--work-dir', default=None,
@@ -144,6 +152,25 @@ class Row:
         self.steps = {}          # step -> 'yes' | 'error' | 'bug' | 'skipped'
         self.notes = []
         self.seconds = 0.0
+
+    @classmethod
+    def from_cells(cls, relpath, cells):
+        """A row of an earlier table (its cells as write_table wrote them)."""
+        row = cls(relpath)
+        _, _, row.method, detections, spf, converts, served, notes = cells
+        row.needs_detections = detections == 'yes'
+        first, _, rest = spf.partition(' ')
+        if first in ('load', 'run'):
+            row.steps['load'] = 'yes' if first == 'run' else rest
+            if first == 'run':
+                row.steps['run'] = rest
+        else:
+            row.steps['load'] = row.steps['run'] = 'yes'
+            row.seconds_per_frame = float(first)
+            row.net_input = rest.strip('()') or None
+        row.steps['converts'], row.steps['served'] = converts, served
+        row.notes = [notes.replace('\\|', '|')] if notes else []
+        return row
 
     def fail(self, step, error):
         from mmtrack_serve.errors import MMTrackServeError
@@ -401,6 +428,31 @@ def _message(response):
 
 
 # -- the table --------------------------------------------------------------------
+TABLE_ROW = re.compile(r'\| `([^`]+)` \|')
+HEADER_ROW = re.compile(r'\| (commit|date) \| (.*) \|$')
+
+
+def read_table(path, configs):
+    """The rows of an earlier table that ``--resume`` keeps, by config name,
+    and that table's {'commit': ..., 'date': ...}."""
+    by_name = {c.stem: c for c in configs}
+    kept, made = {}, {}
+    for line in Path(path).read_text().splitlines():
+        header = HEADER_ROW.match(line)
+        if header and header.group(1) not in made:
+            made[header.group(1)] = header.group(2)
+        match = TABLE_ROW.match(line)
+        if not match or match.group(1) not in by_name:
+            continue
+        cells = [c.strip() for c in re.split(r'(?<!\\)\|', line)[1:-1]]
+        if len(cells) != 8:
+            continue
+        row = Row.from_cells(by_name[match.group(1)], cells)
+        if 'bug' not in row.steps.values():
+            kept[row.name] = row
+    return kept, made
+
+
 def write_table(path, rows, header, total_configs, elapsed, size):
     partial = len(rows) < total_configs
     lines = ['# Model zoo', '',
@@ -411,8 +463,8 @@ def write_table(path, rows, header, total_configs, elapsed, size):
              'registered on one TorchServe and the video posted once (JSON back). Random weights: '
              'the times are real, the boxes are not. Do not edit: `make zoo` rewrites this file.', '']
     if partial:
-        lines += [f'**Partial run: {len(rows)} of {total_configs} configs** '
-                  f'(`--only`); `make zoo` runs them all.', '']
+        lines += [f'**Partial run: {len(rows)} of {total_configs} configs**; `make zoo` runs them '
+                  'all, `make zoo ZOO_ARGS=--resume` the ones missing here.', '']
     lines += ['| run | |', '|---|---|']
     lines += [f'| {k} | {v} |' for k, v in header.items()]
     lines += [f'| wall time | {elapsed / 60:.1f} min |', '']
@@ -491,10 +543,18 @@ def main(argv=None):
     header = {'command': '`' + ' '.join(['python scripts/model_zoo.py'] + [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]) + '`',
               'date': datetime.date.today().isoformat(),
               **{k: header[k] for k in ('cpu', 'memory', 'torch', 'commit', 'load average at start')}}
+    kept = {}
+    if args.resume and Path(args.output).is_file():
+        kept, made = read_table(args.output, configs)
+        if kept:
+            header['rows kept'] = (f'{len(kept)}, from the run of {made.get("date", "?")} at commit '
+                                   f'{made.get("commit", "?")} (`--resume`)')
+    to_run = [c for c in chosen if c.stem not in kept]
     temp = args.work_dir is None
     work = Path(tempfile.mkdtemp(prefix='mmtrack-zoo-') if temp else args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    print(f'zoo: {len(chosen)} of {len(configs)} configs from {root}; work dir {work}')
+    print(f'zoo: {len(to_run)} of {len(configs)} configs from {root}'
+          + (f' ({len(kept)} rows kept from {args.output})' if kept else '') + f'; work dir {work}')
     try:
         inputs = make_inputs(work)
     except MMTrackServeError as e:
@@ -504,15 +564,20 @@ def main(argv=None):
     if detections is None:
         print('zoo: mmtrack_serve has no detections support: public configs run without them')
     server = ZooServer(work)
-    rows, start = [], time.perf_counter()
+    start = time.perf_counter()
+    rows = dict(kept)
+
+    def in_order():
+        return [rows[c.stem] for c in configs if c.stem in rows]
     try:
         # started on an empty store: TorchServe loads whatever the store holds at start
         try:
-            server()
+            if to_run:
+                server()
         except MMTrackServeError as e:
             print(f'zoo: error: {e}', file=sys.stderr)
             return 1
-        bar = tqdm(chosen, unit='config', dynamic_ncols=True)
+        bar = tqdm(to_run, unit='config', dynamic_ncols=True)
         for i, relpath in enumerate(bar, 1):
             bar.set_description(relpath.stem[:40])
             row = Row(relpath)
@@ -520,10 +585,10 @@ def main(argv=None):
                 run_config(row, root / relpath, inputs, detections, work, server)
             except Exception as e:  # noqa: BLE001 - a zoo bug must not lose the other rows
                 row.fail('zoo', f'{type(e).__name__}: {e} ({traceback.format_exc(limit=-1).splitlines()[-2].strip()})')
-            rows.append(row)
-            tqdm.write(f'[{i}/{len(chosen)}] {row.name} ({row.seconds:.0f} s): {outcome(row)}')
+            rows[row.name] = row
+            tqdm.write(f'[{i}/{len(to_run)}] {row.name} ({row.seconds:.0f} s): {outcome(row)}')
             # keep the table current: a long run stopped half-way still leaves its rows
-            write_table(args.output, rows, header, len(configs), time.perf_counter() - start,
+            write_table(args.output, in_order(), header, len(configs), time.perf_counter() - start,
                         inputs['size'])
         bar.close()
     finally:
@@ -531,6 +596,7 @@ def main(argv=None):
         if temp:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - start
+    rows = in_order()
     write_table(args.output, rows, header, len(configs), elapsed, inputs['size'])
     for line in summary(rows):
         print(line)
