@@ -1,7 +1,6 @@
 """Figures measured inside this process: the model alone, the core session
 (whole ``track_video``) and its variants, video I/O alone, and the tracker
 step alone."""
-import copy
 import tempfile
 from pathlib import Path
 
@@ -153,47 +152,3 @@ def video_io(video, repeats=2):
             'fps': {name: n / s for name, s in seconds.items()}}
 
 
-# -- the tracker step alone ------------------------------------------------------------
-def synthetic_detections(count, frames, width=1920, height=1080, seed=0):
-    """Per frame (bboxes (N, 5) with scores, labels): ``count`` boxes moving
-    straight with a little noise, as a detector would report them."""
-    import torch
-    rng = np.random.default_rng(seed)
-    size = rng.uniform(30, 120, (count, 2)) * (1, 2)
-    position = rng.uniform(0, 1, (count, 2)) * ((width, height) - size)
-    velocity = rng.uniform(-3, 3, (count, 2))
-    scores = rng.uniform(0.3, 1.0, count)
-    out = []
-    for t in range(frames):
-        xy = position + velocity * t + rng.normal(0, 1, (count, 2))
-        boxes = np.concatenate([xy, xy + size, scores[:, None]], axis=1).astype(np.float32)
-        out.append((torch.from_numpy(boxes), torch.zeros(count, dtype=torch.long)))
-    return out
-
-
-def tracker_hz(module, counts=(10, 50, 200), frames=100):
-    """{N: steps per second} of ``module.tracker.track`` alone on N detections per frame."""
-    import time
-    import torch
-    img = torch.zeros(1, 3, 32, 32)
-    meta = dict(img_shape=(1080, 1920, 3), ori_shape=(1080, 1920, 3), pad_shape=(1088, 1920, 3),
-                scale_factor=np.ones(4, np.float32), flip=False)
-    results = {}
-    pristine = copy.deepcopy(module.tracker)
-    for count in counts:
-        detections = synthetic_detections(count, frames)
-        tracker = copy.deepcopy(pristine)
-        tracker.reset()
-        kept = module.tracker
-        module.tracker = tracker
-        try:
-            start = time.perf_counter()
-            with torch.no_grad():
-                for frame_id, (bboxes, labels) in enumerate(detections):
-                    tracker.track(img=img, img_metas=[dict(meta, frame_id=frame_id)], model=module,
-                                  bboxes=bboxes, labels=labels, frame_id=frame_id, rescale=False)
-            seconds = time.perf_counter() - start
-        finally:
-            module.tracker = kept
-        results[count] = {'hz': frames / seconds, 'tracks': int(len(tracker.ids))}
-    return results

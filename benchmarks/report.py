@@ -6,6 +6,7 @@ TARGETS = {                       # (figure, limit): a ratio is met when <= limi
     'in_process_over_model_alone': 1.15,
     'peak_rss_long_over_short': 1.05,
     'chunk_latency_store_over_memory': 1.10,
+    'tracker_step_fast_over_peer': 1.0,
 }
 from inprocess import ALONE, BACKGROUND_ONLY, BATCH4, BATCH4_ONLY, DEFAULT, PLAIN
 from served import IN_PROCESS
@@ -78,6 +79,10 @@ def _targets(r):
                 ratio = seconds / memory
                 rows.append(f'| stream chunk latency, state in {label} / memory only (15-frame '
                             f'chunks) | demo, 640x480 | {ratio:.3f} | <= {limit} | {_met(ratio, limit)} |')
+    for count, ratio in _fast_over_peer(r):
+        limit = TARGETS['tracker_step_fast_over_peer']
+        rows.append(f'| tracker step seconds, mmtrack-serve fast / Roboflow trackers ByteTrack, '
+                    f'{count} dets | ByteTrack association | {ratio:.3f} | <= {limit} | {_met(ratio, limit)} |')
     m = r['memory']
     ratio = m['long'] / m['short']
     limit = TARGETS['peak_rss_long_over_short']
@@ -149,15 +154,40 @@ def _video_io(r):
     return rows + ['']
 
 
+def _tracker_hz(r):
+    """{model: {tracker: {N (int): Hz}}} (JSON turns the counts into strings)."""
+    return {model: {name: {int(n): f['hz'] for n, f in by_count.items()}
+                    for name, by_count in by_tracker.items()}
+            for model, by_tracker in r['tracker'].items()}
+
+
+def _fast_over_peer(r):
+    """[(N, seconds a step ours / Roboflow's)] for ByteTrack, where both ran."""
+    by_tracker = _tracker_hz(r).get('ByteTrack', {})
+    fast = next((v for k, v in by_tracker.items() if k.startswith('mmtrack-serve fast')), None)
+    peer = next((v for k, v in by_tracker.items() if k.startswith('Roboflow')), None)
+    if not fast or not peer:
+        return []
+    return [(n, peer[n] / fast[n]) for n in sorted(fast) if n in peer and n >= 50]
+
+
 def _tracker(r):
-    counts = list(next(iter(r['tracker'].values())))
+    models = _tracker_hz(r)
+    counts = sorted(next(iter(next(iter(models.values())).values())))
     rows = ['## 5. The tracker step alone', '',
             'Association only (Kalman prediction, matching, track bookkeeping), no detector: '
-            'steps per second with N synthetic detections per frame, 100 frames.', '',
-            '| tracker | ' + ' | '.join(f'{n} dets' for n in counts) + ' |',
-            '|---|' + '---:|' * len(counts)]
-    for name, by_count in r['tracker'].items():
-        rows.append(f'| {name} | ' + ' | '.join(f'{by_count[n]["hz"]:.0f} Hz' for n in counts) + ' |')
+            'steps per second with N synthetic detections per frame (boxes moving straight, '
+            'crossing), 100 frames, one thread (torch and BLAS), the trackers run in turn, '
+            f'medians of {r.get("repeats", 1) if r.get("quick") else min(r.get("repeats", 3), 3)} '
+            'rounds. mmtrack-serve fast is the default (`--tracker-impl fast`; same ids and boxes '
+            'as mmtrack\'s, tests/test_trackers.py). Roboflow `trackers` runs in its own venv '
+            '(numpy 2), with its own defaults.', '',
+            '| model | tracker | ' + ' | '.join(f'{n} dets' for n in counts) + ' |',
+            '|---|---|' + '---:|' * len(counts)]
+    for model, by_tracker in models.items():
+        for name, by_count in by_tracker.items():
+            rows.append(f'| {model} | {name} | '
+                        + ' | '.join(f'{by_count[n]:.0f} Hz' for n in counts) + ' |')
     return rows + ['']
 
 

@@ -428,6 +428,9 @@ def _quietly(fn, *args, **kwargs):
 
 
 # -- per-video state ------------------------------------------------------------
+TRACKER_CLASS_KEY = 'tracker_class'     # in a snapshot's data: the class that wrote it
+
+
 class ModelState:
     """Swaps per-video state in and out of one mmtrack model.
 
@@ -472,6 +475,8 @@ class ModelState:
         if tracker is not None:
             data['tracker'] = {k: v for k, v in vars(tracker).items()
                                if not k.startswith('_') and k != 'training' and is_data_type(v)}
+            # mmtrack's tracker and its fast version hold their state differently
+            data[TRACKER_CLASS_KEY] = type(tracker).__name__
         return data
 
     def from_data(self, data):
@@ -483,7 +488,12 @@ class ModelState:
         if (self.pristine_tracker is None) != ('tracker' not in data):
             raise SnapshotError('it was written for a model '
                                 f'{"without" if "tracker" not in data else "with"} a tracker')
-        state = {k: v for k, v in data.items() if k != 'tracker'}
+        written_by = data.get(TRACKER_CLASS_KEY, type(self.pristine_tracker).__name__)
+        if self.pristine_tracker is not None and written_by != type(self.pristine_tracker).__name__:
+            raise SnapshotError(f'it was written by a {written_by}, and this worker runs a '
+                                f'{type(self.pristine_tracker).__name__} (--tracker-impl differs '
+                                'between the servers sharing the store)')
+        state = {k: v for k, v in data.items() if k not in ('tracker', TRACKER_CLASS_KEY)}
         for key in state:
             if not isinstance(key, str) or key.startswith('_') or key in self.static_keys:
                 raise SnapshotError(f'model attribute {key!r} is not one a snapshot sets')

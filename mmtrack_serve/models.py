@@ -5,6 +5,7 @@ import threading
 import warnings
 
 from . import mmtrack_compat as compat
+from . import trackers
 from .tasks import TaskType, task_type_for
 
 
@@ -14,8 +15,10 @@ class TrackingModel:
     ``task_type`` (``tasks``) knows what differs between MOT, SOT, VID, VIS;
     ``task`` is its name."""
 
-    def __init__(self, module, cfg, task_type: TaskType, device):
+    def __init__(self, module, cfg, task_type: TaskType, device, tracker_impl='mmtrack'):
         self.module = module
+        # 'fast' (mmtrack_serve.trackers) or 'mmtrack': the tracker that runs
+        self.tracker_impl = tracker_impl
         self.cfg = cfg
         self.task_type = task_type
         self.task = task_type.name
@@ -103,11 +106,14 @@ class TrackingModel:
         return results, state
 
 
-def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
+def load_model(config, checkpoint=None, device='cpu', cfg_options=None, tracker_impl=None):
     """A TrackingModel from a config (path, mmtrack config name or mmcv Config)
     and an optional local checkpoint. Nothing is ever downloaded: without a
     checkpoint the model has random weights (with a warning), except parts whose
-    ``init_cfg`` names a local file."""
+    ``init_cfg`` names a local file. ``tracker_impl``: 'fast' (None: the
+    default) runs the drop-in vectorised tracker where one exists for the
+    config's (``mmtrack_serve.trackers``), 'mmtrack' mmtrack's own."""
+    tracker_impl = trackers.check_impl(tracker_impl)
     cfg = compat.load_config(config, cfg_options)
     task_type = task_type_for(cfg)
     compat.check_runnable(cfg)         # a base or search config fails here, before the slow build
@@ -118,4 +124,5 @@ def load_model(config, checkpoint=None, device='cpu', cfg_options=None):
         warnings.filterwarnings('ignore', category=DeprecationWarning)
         warnings.filterwarnings('ignore', message='.*(deprecated|init_cfg|DeprecationWarning).*')
         module = compat.build_model(cfg, checkpoint, device)
-    return TrackingModel(module, cfg, task_type(module, cfg), device)
+    running = trackers.install(module, tracker_impl)
+    return TrackingModel(module, cfg, task_type(module, cfg), device, running)

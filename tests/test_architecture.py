@@ -51,7 +51,8 @@ def imported_modules(path):
 
 def test_the_core_root_imports_no_adapter():
     forbidden = [f'mmtrack_serve.{name}' for name in ADAPTERS]
-    for path in list(PACKAGE.glob('*.py')) + list((PACKAGE / 'tasks').glob('*.py')):
+    core = [PACKAGE, PACKAGE / 'tasks', PACKAGE / 'trackers']
+    for path in [p for folder in core for p in folder.glob('*.py')]:
         for name in imported_modules(path):
             assert not (name == 'ts' or name.startswith('ts.')), f'{path.name} imports {name}'
             assert not any(name == f or name.startswith(f + '.') for f in forbidden), \

@@ -5,6 +5,7 @@ from pathlib import Path
 from .. import limits
 from ..defaults import SCORE_THR_HELP
 from ..errors import InputError
+from ..trackers import TRACKER_IMPL_HELP, TRACKER_IMPLS
 from . import make_output_folders
 
 
@@ -29,6 +30,7 @@ def add_arguments(p):
                    help='MOT: frames whose detector runs in one pass; results are those of frame '
                         'by frame (default: by input size, up to 8 small inputs and 1 large one; '
                         '1 turns it off)')
+    p.add_argument('--tracker-impl', choices=TRACKER_IMPLS, default=None, help=TRACKER_IMPL_HELP)
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     limits.add_arguments(p)
 
@@ -55,9 +57,13 @@ def main(args):
     VideoReader(args.input).close()
     detections = read_det_txt(Path(args.detections)) if args.detections else None
     cfg_options = parse_cfg_options(args.cfg_options)
-    model = load_model(args.config, args.checkpoint, args.device, cfg_options)
+    model = load_model(args.config, args.checkpoint, args.device, cfg_options,
+                       tracker_impl=args.tracker_impl)
+    tracker = getattr(model.module, 'tracker', None)
     print(f'loaded {model.task.upper()} model {model.module.__class__.__name__} on {args.device} '
-             f'({len(model.classes)} classes)')
+          f'({len(model.classes)} classes'
+          + (f', tracker {type(tracker).__name__} ({model.tracker_impl})' if tracker is not None else '')
+          + ')')
     start = time.perf_counter()
     results = track_video(model, args.input, output=args.output, score_thr=args.score_thr,
                           init_bbox=args.init_bbox, fps=args.fps, progress=not args.quiet,

@@ -6,6 +6,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..handlers.state_store import DEFAULT_MAX_STATE_MB, MAX_STATE_MB_ENV, STATE_STORE_ENV, check_store
 from ..serving.launcher import DEFAULT_LIMIT_BYTES, Server, default_run_dir, is_loopback, write_config
+from ..trackers import TRACKER_IMPL_ENV, TRACKER_IMPL_HELP, TRACKER_IMPLS
 
 
 def add_arguments(p):
@@ -34,6 +35,9 @@ def add_arguments(p):
     p.add_argument('--max-state-mb', type=float, default=None,
                    help='largest snapshot of one stream\'s state the store takes; a larger one '
                         f'keeps that stream in one worker\'s memory (default {DEFAULT_MAX_STATE_MB})')
+    p.add_argument('--tracker-impl', choices=TRACKER_IMPLS, default=None,
+                   help=TRACKER_IMPL_HELP + f'; over each model\'s own (its converter\'s '
+                        f'--tracker-impl). Default: ${TRACKER_IMPL_ENV}, else each model\'s')
     p.add_argument('--foreground', action='store_true', help='stay attached until stopped')
     p.add_argument('--timeout', type=int, default=600, help='seconds to wait for READY')
 
@@ -71,6 +75,8 @@ def _state_env(args):
 
 def main(args):
     env = {**_limit_env(args.limit), **_state_env(args)}
+    if args.tracker_impl:
+        env[TRACKER_IMPL_ENV] = args.tracker_impl
     store = Path(args.model_store)
     if not store.is_dir():
         raise InputError(f'no such model store: {store}')

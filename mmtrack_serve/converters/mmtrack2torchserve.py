@@ -23,6 +23,7 @@ from mmtrack_serve.errors import ConfigError, InputError, MMTrackServeError
 # the handler's defaults.
 from mmtrack_serve.handlers.sequences import DEFAULT_IDLE_MS, DEFAULT_MAX_SEQUENCES
 from mmtrack_serve.handlers.state_store import DEFAULT_MAX_STATE_MB, parse_url
+from mmtrack_serve.trackers import DEFAULT_TRACKER_IMPL, TRACKER_IMPL_HELP, TRACKER_IMPLS
 # model-config.yaml's responseTimeout: the server's default, defined once there
 from mmtrack_serve.serving.launcher import DEFAULT_RESPONSE_TIMEOUT_S
 
@@ -85,6 +86,8 @@ def parse_args(argv=None):
                    help='streaming: the largest state snapshot of one sequence the store takes; '
                         'a larger one keeps its sequence in one worker\'s memory '
                         f'(default {DEFAULT_MAX_STATE_MB:g}; 0: no limit)')
+    p.add_argument('--tracker-impl', choices=TRACKER_IMPLS, default=DEFAULT_TRACKER_IMPL,
+                   help=TRACKER_IMPL_HELP + '; the server\'s --tracker-impl overrides it')
     p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                    help='override config settings before bundling')
     limits.add_arguments(p, DEFAULT_LIMITS)
@@ -101,7 +104,8 @@ def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: 
             sequence_idle_ms: int = DEFAULT_IDLE_MS, sequence_batching: bool = False,
             detector_batch: int = 0, torch_threads: int = 0,
             request_limits: Optional[dict] = None, state_store: str = 'default',
-            max_state_mb: float = DEFAULT_MAX_STATE_MB) -> Path:
+            max_state_mb: float = DEFAULT_MAX_STATE_MB,
+            tracker_impl: str = DEFAULT_TRACKER_IMPL) -> Path:
     """Writes the .mar and returns its path. ``request_limits``: {limit name:
     value (0 or None: none)} over the served defaults (``limits``)."""
     from mmtrack_serve import mmtrack_compat as compat
@@ -109,7 +113,8 @@ def convert(config: PathLike, checkpoint: Optional[PathLike], *, output_folder: 
 
     model_config_text = _model_config_yaml(workers, max_sequences, sequence_idle_ms,
                                            sequence_batching, detector_batch, torch_threads,
-                                           request_limits, state_store, max_state_mb)
+                                           request_limits, state_store, max_state_mb,
+                                           tracker_impl)
     if not MODEL_NAME.match(model_name):
         raise InputError(f'model name {model_name!r} is not allowed: use letters, digits, '
                          '"_", "-" and "." and start with a letter or digit')
@@ -238,7 +243,8 @@ def _download(url):
 def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
                        sequence_idle_ms=DEFAULT_IDLE_MS, sequence_batching=False,
                        detector_batch=0, torch_threads=0, request_limits=None,
-                       state_store='default', max_state_mb=DEFAULT_MAX_STATE_MB):
+                       state_store='default', max_state_mb=DEFAULT_MAX_STATE_MB,
+                       tracker_impl=DEFAULT_TRACKER_IMPL):
     """model-config.yaml. ``handler.sequences`` bounds the handler's streaming
     sessions (per worker); ``handler.detector_batch`` and ``handler.torch_threads``
     are read by the handler at start; ``handler.limits`` bounds each request's work. Without ``sequence_batching`` TorchServe's own part is
@@ -261,6 +267,8 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         raise InputError('--sequence-batching needs streaming: give --max-sequences 1 or more')
     if max_state_mb < 0:
         raise InputError(f'--max-state-mb must be 0 (no limit) or more, got {max_state_mb:g}')
+    if tracker_impl not in TRACKER_IMPLS:
+        raise InputError(f'--tracker-impl must be one of {", ".join(TRACKER_IMPLS)}, got {tracker_impl!r}')
     if state_store != 'default':
         try:
             parse_url(state_store)
@@ -287,6 +295,7 @@ def _model_config_yaml(workers, max_sequences=DEFAULT_MAX_SEQUENCES,
         'responseTimeout': DEFAULT_RESPONSE_TIMEOUT_S,
         'handler': {'detector_batch': detector_batch,
                     'torch_threads': torch_threads,
+                    'tracker_impl': tracker_impl,
                     'sequences': {'max_sequences': max_sequences,
                                   'idle_ms': sequence_idle_ms,
                                   'state_store': state_store,
@@ -327,7 +336,8 @@ def main(argv=None):
                 sequence_batching=args.sequence_batching,
                 detector_batch=args.detector_batch, torch_threads=args.torch_threads,
                 request_limits={name: getattr(args, name) for name in limits.NAMES},
-                state_store=args.state_store, max_state_mb=args.max_state_mb)
+                state_store=args.state_store, max_state_mb=args.max_state_mb,
+                tracker_impl=args.tracker_impl)
     except MMTrackServeError as e:
         print(f'mmtrack2torchserve: error: {e}', file=sys.stderr)
         return 1

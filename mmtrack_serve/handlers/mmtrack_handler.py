@@ -64,6 +64,7 @@ from mmtrack_serve.serving.protocol import (CHUNK_HEADER, FIRST_FRAME_HEADER, OU
                                             REPLAYED_HEADER, RESTARTED_HEADER, STATE_HEADER,
                                             STATE_MEMORY, STATE_SAVED, STREAM_KEY, SequenceHeaders)
 from mmtrack_serve.session import TrackingSession, check_detections_given
+from mmtrack_serve.trackers import TRACKER_IMPL_ENV
 from mmtrack_serve.tuning import limit_malloc_arenas
 from mmtrack_serve.video import VideoWriter
 
@@ -111,7 +112,9 @@ class MMTrackHandler(BaseHandler):
         cfg = mmtrack_compat.load_config(config)
         # bundled init_cfg weights are named relative to the archive
         mmtrack_compat.rebase_pretrained(cfg.model, model_dir)
-        self.model = load_model(cfg, checkpoint, self.device)
+        # the server's choice (mmtrack-serve serve --tracker-impl), else the converter's
+        tracker_impl = os.environ.get(TRACKER_IMPL_ENV) or settings.get('tracker_impl')
+        self.model = load_model(cfg, checkpoint, self.device, tracker_impl=tracker_impl)
         restore_root_logging()
         self.model_name = context.manifest['model']['modelName']
         self.temp_root = os.environ.get('MMTRACK_SERVE_TMPDIR') or tempfile.gettempdir()
@@ -124,9 +127,11 @@ class MMTrackHandler(BaseHandler):
         self._init_sequences(yaml_config)
         self.initialized = True
         batch = (self.detector_batch or 'auto') if self.model.can_batch_frames else 1
-        logger.info('loaded %s model %s (%s) on %s (%s torch threads, detector batch %s)',
+        tracker = getattr(self.model.module, 'tracker', None)
+        logger.info('loaded %s model %s (%s) on %s (%s torch threads, detector batch %s%s)',
                     self.model.task.upper(), self.model_name, self.model.module.__class__.__name__,
-                    self.device, threads, batch)
+                    self.device, threads, batch,
+                    f', tracker {type(tracker).__name__}: {self.model.tracker_impl}' if tracker is not None else '')
         logger.info('%s: request limits %s', self.model_name,
                     ', '.join(f'{k}={v}' for k, v in self.limits.as_dict().items()))
         if self.sequences is not None:
