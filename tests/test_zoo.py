@@ -72,3 +72,32 @@ def test_zoo_no_match(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith('zoo: error: no config matches no-such-config-*')
     assert 'Traceback' not in proc.stderr
     assert not (tmp_path / 'z.md').exists()
+
+
+def test_zoo_resume_keeps_the_rows_it_has_and_reruns_bugs(tmp_path):
+    """--resume: the rows of an earlier table are kept as they are, but one
+    that ended in a raw Python error is run again; with nothing left to run,
+    no server starts and the table is written at once."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import model_zoo
+    root, configs = model_zoo.all_configs()
+    earlier = tmp_path / 'MODEL_ZOO.md'
+    ok_row = (f'| `{RUNS}` | SOT | SiamRPN (ResNet50) | no | 0.40 | yes | yes | '
+              'served: worker ready in 9 s, 3 frames in 1.2 s, objects: 1 |')
+    error_row = (f'| `{FAILS}` | MOT | QDTrack (FasterRCNN, ResNet50) | no | load error | skipped | '
+                 'skipped | load: ConfigError: no test pipeline |')
+    bug_row = ('| `bytetrack_yolox_x_crowdhuman_mot17-private` | MOT | ByteTrack (YOLOX, CSPDarknet) | '
+               'no | 11.56 (1088x800) | yes | bug | served: **bug** ReadTimeout: timed out \\| again |')
+    earlier.write_text('\n'.join(['# Model zoo', '', '| run | |', '|---|---|', '| date | 2026-01-02 |',
+                                  '| commit | abc1234 |', '', ok_row, error_row, bug_row, '']))
+    kept, made = model_zoo.read_table(earlier, configs)
+    assert set(kept) == {RUNS, FAILS} and made == {'date': '2026-01-02', 'commit': 'abc1234'}
+    assert kept[RUNS].seconds_per_frame == 0.40 and kept[FAILS].steps['load'] == 'error'
+
+    proc = zoo('--resume', '--only', RUNS, '--only', FAILS, '--output', earlier)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'zoo: 0 of {len(configs)} configs' in proc.stdout and '(2 rows kept from' in proc.stdout
+    text = earlier.read_text()
+    assert ok_row in text and error_row in text and 'ReadTimeout' not in text
+    assert '| rows kept | 2, from the run of 2026-01-02 at commit abc1234 (`--resume`) |' in text
+    assert f'**Partial run: 2 of {len(configs)} configs**' in text
