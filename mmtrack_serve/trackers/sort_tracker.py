@@ -49,17 +49,19 @@ class FastSortTracker(TrackTable, SortTracker):
                 for k, i in enumerate(t['ids'])}
 
     # -- association --------------------------------------------------------------
-    def _track_embeds(self, rows):
+    def _track_embeds(self, rows, device):
         """``get('embeds', ids, num_samples, 'mean')`` for the tracks at ``rows``:
-        the mean of each one's last num_samples embeddings, as torch takes it."""
+        the mean of each one's last num_samples embeddings, taken by torch on
+        ``device`` (the ReID's), as mmtrack takes it."""
         t = self.table
         if self.reid.get('num_samples', None) is None:
-            return torch.from_numpy(t['embeds'][rows, -1])
-        out = torch.empty((len(rows), t['embeds'].shape[2]))
+            return torch.from_numpy(t['embeds'][rows, -1]).to(device)
+        out = torch.empty((len(rows), t['embeds'].shape[2]), device=device)
         counts = t['embed_counts'][rows]
         for k in np.unique(counts):
             at = np.nonzero(counts == k)[0]
-            out[at] = torch.from_numpy(t['embeds'][rows[at], -k:]).mean(dim=1)
+            out[torch.from_numpy(at).to(device)] = torch.from_numpy(
+                t['embeds'][rows[at], -k:]).to(device).mean(dim=1)
         return out
 
     def track(self, img, img_metas, model, bboxes, labels, frame_id, rescale=False, **kwargs):
@@ -96,7 +98,7 @@ class FastSortTracker(TrackTable, SortTracker):
                 embeds = model.reid.simple_test(
                     self.crop_imgs(reid_img, img_metas, bboxes[:, :4].clone(), rescale))
                 if len(confirmed) > 0:
-                    reid_dists = torch.cdist(self._track_embeds(confirmed), embeds).cpu().numpy()
+                    reid_dists = torch.cdist(self._track_embeds(confirmed, embeds.device), embeds).cpu().numpy()
                     reid_dists[~np.isfinite(costs[confirmed, :])] = np.nan
                     row, col = linear_sum_assignment(reid_dists)
                     for r, c in zip(row, col):
