@@ -223,8 +223,10 @@ def test_workers_share_the_cpu_cores_among_their_torch_threads(server, store, ti
     try:
         for name in ('tiny_mot_2w', 'tiny_mot_2w_3t'):
             assert register(server, f'{name}.mar', workers=2).status_code == 200
-        lines = [f'tiny_mot_2w (ByteTrack) on cpu ({shared} torch threads, detector batch auto)',
-                 'tiny_mot_2w_3t (ByteTrack) on cpu (3 torch threads, detector batch auto)']
+        lines = [f'tiny_mot_2w (ByteTrack) on cpu ({shared} torch threads, detector batch auto, '
+                 'tracker FastByteTracker: fast)',
+                 'tiny_mot_2w_3t (ByteTrack) on cpu (3 torch threads, detector batch auto, '
+                 'tracker FastByteTracker: fast)']
         # TorchServe copies a worker's output into model_log.log a little after READY
         deadline = time.time() + 30
         while time.time() < deadline:

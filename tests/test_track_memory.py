@@ -143,7 +143,8 @@ def test_unknown_trackers_and_keys_are_left_alone():
 # -- (c) the tiny models end to end -------------------------------------------------
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
-    """Loads (once) the tiny random-weight model of a task (tests/tiny_models.py)."""
+    """Loads (once) the tiny random-weight model of a task (tests/tiny_models.py),
+    with mmtrack's own tracker: the trim is for it (the fast ones keep no lists)."""
     from tiny_models import make_tiny_checkpoint
     from mmtrack_serve.models import load_model
     root, cache = tmp_path_factory.mktemp('tiny'), {}
@@ -152,7 +153,7 @@ def tiny(tmp_path_factory):
         if task not in cache:
             config, ckpt = root / f'tiny_{task}.py', root / f'tiny_{task}.pth'
             make_tiny_checkpoint(task, ckpt).dump(str(config))
-            cache[task] = load_model(str(config), str(ckpt))
+            cache[task] = load_model(str(config), str(ckpt), tracker_impl='mmtrack')
         return cache[task]
     return get
 
