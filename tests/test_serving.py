@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+import yaml
 
 from conftest import REPO, SHARED_DATA, SOT_INIT_BBOX, TASKS
 from mmtrack_serve.api import track_video
@@ -211,6 +212,31 @@ def test_model_assembled_from_init_cfg_weights_serves_offline(server, store, tmp
     local = track_video(load_model(local_cfg), video, score_thr=0.0)
     assert r.json()['frames'] == json.loads(json.dumps(local['frames']))
     assert sum(len(f['objects']) for f in local['frames']) > 0
+
+
+def test_the_converter_chooses_the_tracker_implementation(server, store, tiny_files):
+    """mmtrack2torchserve --tracker-impl mmtrack: model-config.yaml's
+    handler.tracker_impl, read by the worker, which runs mmtrack's own tracker
+    (the default, fast, is in the log lines of the test below)."""
+    config, ckpt = tiny_files['mot']
+    mar = convert(str(config), str(ckpt), output_folder=store, model_name='tiny_mot_stock',
+                  tracker_impl='mmtrack')
+    with zipfile.ZipFile(mar) as archive:
+        settings = yaml.safe_load(archive.read('model-config.yaml'))
+    assert settings['handler']['tracker_impl'] == 'mmtrack'
+    try:
+        assert register(server, 'tiny_mot_stock.mar').status_code == 200
+        line = 'tiny_mot_stock (ByteTrack) on cpu ('
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            log = (server.log_dir / 'model_log.log').read_text()
+            if line in log:
+                break
+            time.sleep(0.5)
+        logged = [l for l in log.splitlines() if line in l]
+        assert logged and logged[-1].endswith('tracker ByteTracker: mmtrack)'), logged
+    finally:
+        requests.delete(f'{server.management_url}/models/tiny_mot_stock', timeout=60)
 
 
 def test_workers_share_the_cpu_cores_among_their_torch_threads(server, store, tiny_files):
