@@ -27,5 +27,5 @@ echo "bench peers: installing ${PACKAGES[0]} and its dependencies into $VENV"
 # headless build is the same cv2 without them: install them without their deps
 pip_ install "${PACKAGES[@]:2}"
 pip_ install --no-deps "${PACKAGES[0]}" "${PACKAGES[1]}"
-"$VENV/bin/python" -c "import trackers, supervision; print('bench peers: trackers', trackers.__version__ if hasattr(trackers, '__version__') else '', 'supervision', supervision.__version__)"
+"$VENV/bin/python" -c "import trackers, supervision; from importlib.metadata import version; print('bench peers: trackers', version('trackers'), 'supervision', version('supervision'))"
 echo "$WANT" > "$STAMP"
