@@ -488,7 +488,11 @@ class ModelState:
         if (self.pristine_tracker is None) != ('tracker' not in data):
             raise SnapshotError('it was written for a model '
                                 f'{"without" if "tracker" not in data else "with"} a tracker')
-        written_by = data.get(TRACKER_CLASS_KEY, type(self.pristine_tracker).__name__)
+        if self.pristine_tracker is not None:
+            # snapshots made before the key was written all came from mmtrack's own class
+            written_by = data.get(TRACKER_CLASS_KEY) or next(
+                c.__name__ for c in type(self.pristine_tracker).__mro__
+                if c.__module__.startswith('mmtrack.'))
         if self.pristine_tracker is not None and written_by != type(self.pristine_tracker).__name__:
             raise SnapshotError(f'it was written by a {written_by}, and this worker runs a '
                                 f'{type(self.pristine_tracker).__name__} (--tracker-impl differs '

@@ -224,6 +224,14 @@ def test_load_model_runs_the_fast_tracker_by_default_and_mmtracks_on_request(tmp
     assert resumed.step(frames[2]) == session.step(frames[2])
     with pytest.raises(snapshot.SnapshotError, match='written by a FastByteTracker, and this worker runs a ByteTracker'):
         TrackingSession.restore(stock, data)
+    # a snapshot from before snapshots named their tracker came from mmtrack's own
+    stock_session = stock.session()
+    stock_session.step(frames[0])
+    legacy = snapshot.loads(snapshot.dumps(stock_session.snapshot()))
+    del legacy['state']['tracker_class']
+    TrackingSession.restore(stock, legacy)
+    with pytest.raises(snapshot.SnapshotError, match='written by a ByteTracker, and this worker runs a FastByteTracker'):
+        TrackingSession.restore(fast, legacy)
 
 
 def test_trackers_without_a_fast_version_keep_mmtracks():
