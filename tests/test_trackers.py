@@ -23,6 +23,7 @@ from detection_streams import H, W, build_tracker, crowd_stream, step, synthetic
 from mmtrack_serve import trackers, tuning
 from mmtrack_serve.errors import ConfigError
 from mmtrack_serve.trackers.byte_tracker import FastByteTracker
+from mmtrack_serve.trackers.ocsort_tracker import FastOCSORTTracker
 from mmtrack_serve.trackers.sort_tracker import FastSortTracker
 from mmtrack_serve.trackers.kalman import KalmanArrays
 from real_weights import CHECKPOINT, CONFIG, MISSING, MOT17, QUIET_OMP, SKIP_REASON
@@ -100,8 +101,9 @@ def tracker_pair(kind='ByteTracker', **settings):
     return stock, holder.tracker, model, image
 
 
-def assert_same_tracks(stock, fast, model, image, stream, label=''):
-    """Both trackers on ``stream``: every frame's boxes, labels and ids equal."""
+def assert_same_tracks(stock, fast, model, image, stream, label='', after_frame=None):
+    """Both trackers on ``stream``: every frame's boxes, labels and ids equal
+    (and ``after_frame(frame_id)``'s checks, where given)."""
     reported = 0
     for frame_id, dets in enumerate(stream):
         expected = step(stock, model, image, frame_id, dets)
@@ -109,6 +111,8 @@ def assert_same_tracks(stock, fast, model, image, stream, label=''):
         for name, e, g in zip(('boxes', 'labels', 'ids'), expected, got):
             assert e.dtype == g.dtype and torch.equal(e, g), (
                 f'{label} frame {frame_id}: {name} differ\nmmtrack {e.tolist()}\nfast    {g.tolist()}')
+        if after_frame is not None:
+            after_frame(frame_id)
         reported += len(expected[2])
     assert sorted(stock.ids) == sorted(fast.ids)
     assert int(stock.num_tracks) == fast.num_tracks
@@ -164,13 +168,14 @@ def test_fast_bytetracker_equals_mmtracks_over_many_seeds_and_settings():
         assert_same_tracks(stock, fast, model, image, stream, f'seed {seed} {settings}')
 
 
-def test_fast_bytetracker_memory_is_flat():
-    """The fast tracker's whole state is its arrays: the same size after
+@pytest.mark.parametrize('kind', ['ByteTracker', 'OCSORTTracker'])
+def test_fast_tracker_memory_is_flat(kind):
+    """A fast tracker's whole state is its arrays: the same size after
     10,000 frames (TRACK_MEMORY_FRAMES: 100,000 for the issue's figure) as
     after 1,000, on a periodic stream whose tracks never leave."""
     frames = int(os.environ.get('TRACK_MEMORY_FRAMES', '10000'))
     period = synthetic_stream(1000, seed=2)
-    _, fast, model, image = tracker_pair()
+    _, fast, model, image = tracker_pair(kind)
     sizes = {}
     for frame_id in range(frames):
         step(fast, model, image, frame_id, period[frame_id % len(period)])
@@ -195,6 +200,73 @@ def test_fast_bytetracker_is_faster():
             step(tracker, model, image, frame_id, dets)
         seconds[name] = time.process_time() - start
     assert seconds['fast'] < seconds['mmtrack'], seconds
+
+
+# -- OC-SORT ----------------------------------------------------------------------------
+# Its boxes are the detections: the Kalman states, which ORU rewrites, are
+# compared too, track by track, and the streams must have made ORU run.
+def ocsort_pair(**settings):
+    """``tracker_pair('OCSORTTracker')`` plus an ``after_frame`` for
+    ``assert_same_tracks`` that checks every track's Kalman mean and
+    covariance against mmtrack's, bit for bit, and counts in ``refound`` the
+    tracks matched again after missing 2 frames or more (ORU's virtual path)."""
+    stock, fast, model, image = tracker_pair('OCSORTTracker', **settings)
+    assert isinstance(fast, FastOCSORTTracker)
+    refound = []
+
+    def after_frame(frame_id):
+        view = fast.tracks
+        for i, track in stock.tracks.items():
+            assert np.array_equal(track.mean, view[i]['mean']), f'frame {frame_id}: track {i} mean'
+            assert np.array_equal(track.covariance, view[i]['covariance']), f'frame {frame_id}: track {i} cov'
+            obs = track.obs
+            if int(track.frame_ids[-1]) == frame_id and len(obs) > 2 and obs[-2] is None and obs[-3] is None:
+                refound.append((frame_id, i))
+    return stock, fast, model, image, after_frame, refound
+
+
+@pytest.mark.parametrize('count,classes,frames', [(10, 1, 1000), (50, 3, 300), (200, 1, 100)])
+def test_fast_ocsorttracker_equals_mmtracks_on_crowds(count, classes, frames):
+    stock, fast, model, image, after_frame, refound = ocsort_pair()
+    stream = crowd_stream(seed=count, count=count, num_frames=frames, classes=classes)
+    reported = assert_same_tracks(stock, fast, model, image, stream, f'{count} dets', after_frame)
+    assert fast.num_tracks > count * 2
+    assert reported > 0.3 * sum(len(d[0]) for d in stream)
+    assert len(refound) >= 3, refound
+
+
+def test_fast_ocsorttracker_equals_mmtracks_on_the_periodic_stream():
+    """Tracks that never leave, misses, low scores and empty frames (which
+    OC-SORT skips: no prediction, no miss recorded)."""
+    stock, fast, model, image, after_frame, refound = ocsort_pair()
+    stream = synthetic_stream(1500, seed=3)
+    assert any(len(d[0]) == 0 for d in stream)
+    assert_same_tracks(stock, fast, model, image, stream, 'periodic', after_frame)
+    assert refound
+
+
+def test_fast_ocsorttracker_equals_mmtracks_over_many_seeds_and_settings():
+    """Random settings; some streams moved up-left of the image's origin, so
+    that boxes summing below 0 give OC-SORT's placeholder velocities and
+    their invalid direction terms."""
+    rng = np.random.default_rng(17)
+    refound = 0
+    for seed in range(16):
+        settings = dict(
+            obj_score_thr=float(rng.uniform(0.05, 0.5)), init_track_thr=float(rng.uniform(0.3, 0.9)),
+            weight_iou_with_det_scores=bool(rng.integers(2)), match_iou_thr=float(rng.uniform(0.05, 0.5)),
+            num_tentatives=int(rng.integers(1, 5)), vel_consist_weight=float(rng.uniform(0, 1)),
+            vel_delta_t=int(rng.integers(0, 7)), num_frames_retain=int(rng.integers(1, 40)))
+        stock, fast, model, image, after_frame, found = ocsort_pair(**settings)
+        stream = crowd_stream(seed=seed, count=int(rng.integers(1, 30)), num_frames=100,
+                              classes=int(rng.integers(1, 3)))
+        if seed % 3 == 0:
+            shift = torch.tensor([*rng.uniform(0, [1200, 700]), 0], dtype=torch.float32)[[0, 1, 0, 1, 2]]
+            stream = [(boxes - shift, labels) for boxes, labels in stream]
+        assert_same_tracks(stock, fast, model, image, stream, f'seed {seed} {settings}', after_frame)
+        assert fast.table['obs'].shape[1] == settings['vel_delta_t'] + 1
+        refound += len(found)
+    assert refound > 0
 
 
 # -- the switch ---------------------------------------------------------------------
@@ -234,12 +306,60 @@ def test_load_model_runs_the_fast_tracker_by_default_and_mmtracks_on_request(tmp
         TrackingSession.restore(fast, legacy)
 
 
-def test_trackers_without_a_fast_version_keep_mmtracks():
-    """OC-SORT has none yet; a motion model other than mmtrack's KalmanFilter keeps the stock one."""
+def test_load_model_runs_the_fast_ocsort_tracker_by_default(tmp_path):
+    """A tiny OC-SORT (OC-SORT's config with the tiny MOT model's YOLOX and
+    weights): the fast tracker by default, mmtrack's on request, the same
+    results; a snapshot of its stream, restored, goes on as the stream does."""
     from mmtrack.models.trackers import OCSORTTracker
-    tracker, model, _ = build_tracker('OCSORTTracker')
-    holder = SimpleNamespace(tracker=tracker, motion=model.motion)
-    assert trackers.install(holder) == 'mmtrack' and type(holder.tracker) is OCSORTTracker
+    from mmtrack_serve import snapshot
+    from mmtrack_serve.mmtrack_compat import load_config
+    from mmtrack_serve.models import load_model
+    from mmtrack_serve.session import TrackingSession
+    from tiny_models import TINY_MOT, make_tiny_checkpoint
+    checkpoint = tmp_path / 'mot.pth'
+    make_tiny_checkpoint('mot', checkpoint)             # ByteTrack's YOLOX: OC-SORT's detector too
+    options = {k: v for k, v in TINY_MOT[1].items() if not k.startswith('model.tracker.')}
+    config = load_config('ocsort_yolox_x_crowdhuman_mot17-private-half',
+                         dict(options, **{'model.tracker.init_track_thr': 0.5}))
+    fast = load_model(config, str(checkpoint))
+    stock = load_model(config, str(checkpoint), tracker_impl='mmtrack')
+    assert fast.tracker_impl == 'fast' and type(fast.module.tracker) is FastOCSORTTracker
+    assert stock.tracker_impl == 'mmtrack' and type(stock.module.tracker) is OCSORTTracker
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (96, 128, 3))
+    frames = [np.clip(base + rng.integers(-40, 40, base.shape), 0, 255).astype(np.uint8) for _ in range(10)]
+    session, stock_session = fast.session(), stock.session()
+    results = [session.step(frame) for frame in frames[:6]]
+    assert results == [stock_session.step(frame) for frame in frames[:6]]
+    data = snapshot.loads(snapshot.dumps(session.snapshot()))
+    assert data['state']['tracker_class'] == 'FastOCSORTTracker'
+    resumed = TrackingSession.restore(fast, data)
+    for frame in frames[6:]:
+        result = resumed.step(frame)
+        assert result == session.step(frame) == stock_session.step(frame)
+        results.append(result)
+    ids = [o.track_id for r in results for o in r.objects]
+    assert max(ids.count(i) for i in set(ids)) >= 5            # tracks that lasted
+    with pytest.raises(snapshot.SnapshotError, match='written by a FastOCSORTTracker, and this worker runs an? OCSORTTracker'):
+        TrackingSession.restore(stock, data)
+
+
+def test_trackers_without_a_fast_version_keep_mmtracks():
+    """QDTrack has none, nor a subclass of a tracker that has one; a motion
+    model other than mmtrack's KalmanFilter keeps the stock one."""
+    from mmtrack.models import build_tracker as build
+    from mmtrack.models.trackers import OCSORTTracker, QuasiDenseTracker
+    _, model, _ = build_tracker('OCSORTTracker')
+    holder = SimpleNamespace(tracker=build(dict(type='QuasiDenseTracker')), motion=model.motion)
+    assert trackers.install(holder) == 'mmtrack' and type(holder.tracker) is QuasiDenseTracker
+
+    class Subclass(OCSORTTracker):
+        pass
+    holder = SimpleNamespace(tracker=Subclass(), motion=model.motion)
+    assert trackers.install(holder) == 'mmtrack' and type(holder.tracker) is Subclass
+    holder.tracker = OCSORTTracker(momentums=dict(bboxes=0.5))   # not the lists OC-SORT reads
+    assert trackers.install(holder) == 'mmtrack'
     tracker, model, _ = build_tracker('ByteTracker')
     holder = SimpleNamespace(tracker=tracker, motion=model.motion)
     assert trackers.install(holder, 'mmtrack') == 'mmtrack'

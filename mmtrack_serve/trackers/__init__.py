@@ -16,18 +16,20 @@ DEFAULT_TRACKER_IMPL = 'fast'
 TRACKER_IMPL_ENV = 'MMTRACK_SERVE_TRACKER_IMPL'
 
 TRACKER_IMPL_HELP = ("the tracker's implementation: fast (default: mmtrack_serve's vectorised "
-                     "drop-in for ByteTrack, SORT and DeepSORT, same ids and boxes) or mmtrack "
-                     "(mmtrack's own); other trackers always run mmtrack's")
+                     "drop-in for ByteTrack, OC-SORT, SORT and DeepSORT, same ids and boxes) or "
+                     "mmtrack (mmtrack's own); other trackers always run mmtrack's")
 
 logger = logging.getLogger(__name__)
 
 
 def fast_trackers():
     """{mmtrack tracker class: its fast version}."""
-    from mmtrack.models.trackers import ByteTracker, SortTracker
+    from mmtrack.models.trackers import ByteTracker, OCSORTTracker, SortTracker
     from .byte_tracker import FastByteTracker
+    from .ocsort_tracker import FastOCSORTTracker
     from .sort_tracker import FastSortTracker
-    return {ByteTracker: FastByteTracker, SortTracker: FastSortTracker}
+    return {ByteTracker: FastByteTracker, OCSORTTracker: FastOCSORTTracker,
+            SortTracker: FastSortTracker}
 
 
 def check_impl(impl):
