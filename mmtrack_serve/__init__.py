@@ -6,7 +6,11 @@ The core (this package's top-level modules) knows nothing of TorchServe:
     results = track_video(model, 'in.mp4', output='out.mp4')    # whole video
     session = model.session(); session.step(frame_bgr)          # frame by frame
 """
+from . import numpy_compat
 from .errors import ConfigError, InputError, MMTrackServeError
+
+# Before mmdet, mmtrack or motmetrics are imported through this package.
+numpy_compat.install()
 
 __version__ = '0.1.0'
 __all__ = ['load_model', 'track_video', 'save_results', 'TrackingSession', 'VideoReader',

@@ -19,10 +19,15 @@ both are kept. ``tests/test_trackers.py`` checks all of it against mmtrack's
 filter, track by track.
 
 A fresh track's mean is float32 in mmtrack (the measurement's dtype). Stored
-here as float64, which holds it exactly; numpy 1.x promotes mmtrack's scalar
-products with it to float64 too, so the arithmetic is the same.
+here as float64, which holds it exactly. mmtrack's ``initiate`` multiplies the
+measured height, a float32 scalar, by Python floats: numpy 1.x rounds that
+product as float64, numpy 2 (NEP 50) as float32; ``HEIGHT_PRODUCT`` is the
+installed numpy's answer, so ours rounds as mmtrack's does under either.
 """
 import numpy as np
+
+# the dtype of a float32 scalar times a Python float, as mmtrack's initiate forms it
+HEIGHT_PRODUCT = type(np.float32(1) * 1.0)
 
 PP, PV, VP, VV = (0, 0), (0, 1), (1, 0), (1, 1)    # indices into a 2x2 block
 
@@ -62,14 +67,15 @@ class KalmanArrays:
 
     @staticmethod
     def _noise(h, weight, fixed):
-        """np.square([w*h, w*h, fixed, w*h]) per track, (N, 4)."""
-        std = weight * h
-        return np.square(np.stack([std, std, np.full_like(h, fixed), std], -1))
+        """np.square([w*h, w*h, fixed, w*h]) per track, (N, 4), squared in
+        float64 (numpy makes that list a float64 array)."""
+        std = (weight * h).astype(np.float64)
+        return np.square(np.stack([std, std, np.full(std.shape, fixed), std], -1))
 
     def initiate(self, measurements):
         """(N, 4) cx, cy, a, h (float32) -> means (N, 8), blocks (N, 4, 2, 2)."""
         m = np.asarray(measurements)
-        h = m[:, 3].astype(np.float64)
+        h = m[:, 3].astype(HEIGHT_PRODUCT)
         means = np.zeros((len(m), 8))
         means[:, :4] = m
         blocks = np.zeros((len(m), 4, 2, 2))
