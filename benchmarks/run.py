@@ -64,9 +64,9 @@ def main(argv=None):
         return 0
     started = time.time()
     from mmtrack_serve.quiet import quiet_warnings
-    from mmtrack_serve.tuning import limit_malloc_arenas
+    from mmtrack_serve.tuning import tune_malloc
     quiet_warnings()
-    limit_malloc_arenas()        # as `mmtrack-serve run` and a served worker do
+    tune_malloc()        # as `mmtrack-serve run` and a served worker do
     import torch
     torch.set_num_threads(common.cpu_count())     # what a single worker gets
     repeats = 1 if args.quick else args.repeats
@@ -94,6 +94,13 @@ def main(argv=None):
 
     models = in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoint,
                         video_short, video_1080, clip, warmups, repeats, real_repeats)
+    import allocator
+    cold_models = ['demo'] if args.quick else list(allocator.MODELS)
+    log(f'cold CLI: `mmtrack-serve run` in fresh processes ({", ".join(cold_models)}), glibc '
+        f'defaults vs tuned vs jemalloc, {min(repeats, 2)} interleaved runs each')
+    results['cold_cli'] = allocator.cold_cli(cold_models, min(repeats, 2),
+                                             demo_files=(demo_config, demo_checkpoint),
+                                             demo_video=video_short)
     import state_store
     with state_store.redis_for_bench() as (redis_url, redis_missing):
         results['redis'] = redis_missing or 'Debian redis-server on 127.0.0.1, no persistence'

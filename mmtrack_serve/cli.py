@@ -10,7 +10,7 @@ import sys
 
 from .errors import MMTrackServeError
 from .quiet import quiet_warnings
-from .tuning import limit_malloc_arenas
+from .tuning import tune_malloc
 
 # name: (module, one-line help)
 COMMANDS = {
@@ -55,7 +55,7 @@ def build_parser(load=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     quiet_warnings()
-    limit_malloc_arenas()
+    tune_malloc()
     name = next((a for a in argv if not a.startswith('-')), None)
     parser = build_parser(load=name if name in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -1,32 +1,64 @@
-"""Process-wide settings that whole-video tracking runs faster with, and
-``threads``, which measurements and tests use to run on one thread.
+"""Process-wide settings that whole-video tracking runs faster with
+(``tune_malloc``, called first by every entry point: the CLI, a served worker,
+the benchmarks), and ``threads``, which measurements and tests use to run on
+one thread.
 
-glibc gives each new thread its own malloc arena, up to 8 per core. Video
-frames decoded and encoded in the background threads of ``track_video`` (new
-ones for every video) then come from ever more arenas, and a long-lived
-process, a TorchServe worker above all, ran slower for it than the same code
-in a fresh process (the latest `make bench` figures: BENCHMARKS.md).
+glibc's malloc, left to its defaults, costs a video model dearly in two ways:
+- each new thread gets its own arena, up to 8 per core. Video frames decoded
+  and encoded in the background threads of ``track_video`` (new ones for every
+  video) then come from ever more arenas, and a long-lived process, a
+  TorchServe worker above all, ran slower for it than a fresh one;
+- blocks from 128 KiB up are mmap'ed and given back on free, so every frame's
+  activations (megabytes each) are page-faulted in afresh, zeroed by the
+  kernel. glibc raises that threshold as blocks are freed, so a warm process
+  suffers less than a fresh one: the CLI, and a worker's first videos, ran up
+  to 1.4x slower than the same model long warmed up in one process.
+Fixed thresholds (``MALLOC_SETTINGS``) keep those blocks in the heap. The
+figures behind the choice, and against jemalloc: BENCHMARKS.md, "Memory
+allocator".
 """
 import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 
-M_ARENA_MAX = -8        # glibc's mallopt parameter number
-MALLOC_ARENAS = 2
+# glibc's mallopt parameters: (number, the environment variable that sets the
+# same at start-up, value). A variable set by the user wins over ours.
+MALLOC_SETTINGS = {
+    'arena_max': (-8, 'MALLOC_ARENA_MAX', 2),
+    # blocks below 32 MiB (glibc's largest allowed) come from the heap, not mmap
+    'mmap_threshold': (-3, 'MALLOC_MMAP_THRESHOLD_', 32 * 2 ** 20),
+    # and freed heap memory stays (up to 1 GiB) for the next frame
+    'trim_threshold': (-1, 'MALLOC_TRIM_THRESHOLD_', 2 ** 30),
+    # each time the heap grows, 256 MiB at once, not 128 KiB
+    'top_pad': (-2, 'MALLOC_TOP_PAD_', 256 * 2 ** 20),
+}
+# '0' leaves glibc's defaults, for comparison (the bench's "glibc defaults" row)
+MALLOC_TUNING_ENV = 'MMTRACK_SERVE_MALLOC_TUNING'
 
 logger = logging.getLogger(__name__)
 
 
-def limit_malloc_arenas(arenas=MALLOC_ARENAS):
-    """Caps glibc's malloc arenas for the threads created from now on; True
-    when set (False on a C library without mallopt, e.g. musl or macOS)."""
+def tune_malloc(settings=None):
+    """Applies ``MALLOC_SETTINGS`` (or ``settings``, {name: value}) to this
+    process's glibc malloc, except those the environment sets itself; returns
+    {name: value} of those applied: none with MMTRACK_SERVE_MALLOC_TUNING=0,
+    or on a C library without mallopt (musl, macOS), where nothing changes."""
+    if os.environ.get(MALLOC_TUNING_ENV, '1') == '0':
+        return {}
+    values = settings or {name: value for name, (_, _, value) in MALLOC_SETTINGS.items()}
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        return bool(libc.mallopt(M_ARENA_MAX, int(arenas)))
+        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
     except (OSError, AttributeError):
-        logger.debug('mallopt unavailable: malloc arenas left as they are')
-        return False
+        logger.debug('mallopt unavailable: malloc left as it is')
+        return {}
+    applied = {}
+    for name, value in values.items():
+        number, env, _ = MALLOC_SETTINGS[name]
+        if env not in os.environ and mallopt(number, int(value)):
+            applied[name] = value
+    return applied
 
 
 def _openblas_thread_setters():

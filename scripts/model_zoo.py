@@ -527,13 +527,13 @@ def main(argv=None):
     args = parse_args(argv)
     from mmtrack_serve.quiet import quiet_warnings
     from mmtrack_serve.errors import MMTrackServeError
-    from mmtrack_serve.tuning import limit_malloc_arenas
+    from mmtrack_serve.tuning import tune_malloc
     from tqdm import tqdm
     import common
     quiet_warnings()
     # every model here has random weights on purpose: the table says so once
     warnings.filterwarnings('ignore', message='(not downloading|no checkpoint given)')
-    limit_malloc_arenas()
+    tune_malloc()
     root, configs = all_configs()
     chosen = [c for c in configs if selected(c, args.only)]
     if not chosen:

@@ -1,4 +1,6 @@
 """The core library: a session per task type on a real (synthetic) mp4."""
+import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -230,10 +232,37 @@ def test_keep_frames_false_writes_the_video_without_per_frame_results(tiny_model
     assert probe(out)['num_frames'] == 8
 
 
-def test_malloc_arenas_are_capped_on_glibc():
-    import platform
-    from mmtrack_serve.tuning import limit_malloc_arenas
-    assert limit_malloc_arenas() is (platform.libc_ver()[0] == 'glibc')
+MALLOC_PROBE = """
+import ctypes, json, sys
+from mmtrack_serve.tuning import tune_malloc
+libc = ctypes.CDLL('libc.so.6')
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split()]
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+applied = tune_malloc()
+before = libc.mallinfo2().hblks
+block = libc.malloc(4 * 2 ** 20)
+print(json.dumps({'applied': applied, 'mmapped': libc.mallinfo2().hblks - before}))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='glibc malloc only')
+@pytest.mark.parametrize('env, applied, mmapped', [
+    ({}, {'arena_max', 'mmap_threshold', 'trim_threshold', 'top_pad'}, 0),
+    ({'MALLOC_TOP_PAD_': '0'}, {'arena_max', 'mmap_threshold', 'trim_threshold'}, 0),
+    ({'MMTRACK_SERVE_MALLOC_TUNING': '0'}, set(), 1),
+])
+def test_malloc_tuning_keeps_frame_sized_blocks_off_mmap(env, applied, mmapped):
+    """A 4 MiB block (an activation's size) comes from the heap once tuned;
+    glibc's default mmaps it; the user's own MALLOC_* variable wins."""
+    import json
+    out = subprocess.run([sys.executable, '-c', MALLOC_PROBE], capture_output=True, text=True,
+                         env={**os.environ, **env}, check=True).stdout
+    probe = json.loads(out)
+    assert set(probe['applied']) == applied
+    assert probe['mmapped'] == mmapped
 
 
 def test_default_score_thr_is_the_tasks(tiny_model, video):

@@ -65,7 +65,7 @@ from mmtrack_serve.serving.protocol import (CHUNK_HEADER, FIRST_FRAME_HEADER, OU
                                             STATE_MEMORY, STATE_SAVED, STREAM_KEY, SequenceHeaders)
 from mmtrack_serve.session import TrackingSession, check_detections_given
 from mmtrack_serve.trackers import TRACKER_IMPL_ENV
-from mmtrack_serve.tuning import limit_malloc_arenas
+from mmtrack_serve.tuning import tune_malloc
 from mmtrack_serve.video import VideoWriter
 
 logger = logging.getLogger('mmtrack_serve.handler')
@@ -97,7 +97,7 @@ def _cpu_count():
 class MMTrackHandler(BaseHandler):
 
     def initialize(self, context):
-        limit_malloc_arenas()
+        tune_malloc()
         properties = context.system_properties
         model_dir = Path(properties['model_dir'])
         self.device = self._device(properties)
