@@ -2,6 +2,7 @@
 and encoder under test are not used to make their own inputs), tiny models of
 each task type saved as config + checkpoint, and a guard that fails any test
 that tries to reach the network."""
+import os
 import socket
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ SHARED_DATA = REPO.parent / 'shared' / 'data'
 sys.path.insert(0, str(TESTS))
 
 TASKS = ('mot', 'sot', 'vid', 'vis')
+# where the tiny models run: scripts/gpu_check.sh sets cuda:0
+DEVICE = os.environ.get('MMTRACK_SERVE_TEST_DEVICE', 'cpu')
 SOT_INIT_BBOX = (40, 30, 80, 70)
 
 
@@ -65,7 +68,8 @@ def tiny_model(tiny_files):
 
     def get(task):
         if task not in cache:
-            cache[task] = load_model(str(tiny_files[task][0]), str(tiny_files[task][1]))
+            cache[task] = load_model(str(tiny_files[task][0]), str(tiny_files[task][1]),
+                                     device=DEVICE)
         return cache[task]
     return get
 
