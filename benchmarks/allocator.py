@@ -138,7 +138,8 @@ def cold_cli(models, repeats, demo_files=None, demo_video=None):
                 row[allocator] = {
                     'seconds': statistics.median(s for s, _ in runs[allocator]),
                     'peak_rss_mib': statistics.median(m for _, m in runs[allocator]),
-                    'runs': [round(s, 2) for s, _ in runs[allocator]]}
+                    # peak RSS varies from run to run (DeepSORT's by hundreds of MiB): each is kept
+                    'runs': [[round(s, 2), round(m)] for s, m in runs[allocator]]}
             results[name] = row
             print(f'cold CLI, {name}: ' + ', '.join(
                 f'{a}: {row[a]["seconds"]:.2f} s, {row[a]["peak_rss_mib"]:.0f} MiB'
