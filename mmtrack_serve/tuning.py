@@ -14,8 +14,8 @@ glibc's malloc, left to its defaults, costs a video model dearly in two ways:
   suffers less than a fresh one: the CLI, and a worker's first videos, ran up
   to 1.4x slower than the same model long warmed up in one process.
 Fixed thresholds (``MALLOC_SETTINGS``) keep those blocks in the heap. The
-figures behind the choice, and against jemalloc: BENCHMARKS.md, "Memory
-allocator".
+figures behind the choice, against glibc's defaults and jemalloc: README.md,
+"Benchmarks", and BENCHMARKS.md section 3b (benchmarks/allocator.py).
 """
 import contextlib
 import ctypes
