@@ -31,11 +31,6 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def in_process_figures(model, video, warmup, repeats):
-    import inprocess as ip
-    return ip.overhead(model, video, warmup, repeats, [ip.DEFAULT])
-
-
 def tracking_fps(model, video, warmup, device):
     """Frames per second of the whole ``track_video`` to an H.264 mp4, after
     one untimed pass over ``warmup`` (kernel choice, CUDA start-up)."""
@@ -110,6 +105,7 @@ def main(argv=None):
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
     import torch
+    import inprocess as ip
     from mmtrack_serve.models import load_model
     from mmtrack_serve.quiet import quiet_warnings
     from mmtrack_serve.tuning import tune_malloc
@@ -129,7 +125,7 @@ def main(argv=None):
     models = {name: load_model(str(c), str(k), device=args.device) for name, (c, k) in files.items()}
     for name, model in models.items():
         log(f'{name}: model alone vs in-process on {args.device}, {args.repeats} runs each')
-        results[f'{name}_in_process'] = in_process_figures(model, *videos[name], args.repeats)
+        results[f'{name}_in_process'] = ip.overhead(model, *videos[name], args.repeats, [ip.DEFAULT])
     if not args.no_yolox:
         log('ByteTrack YOLOX-X (random weights), 1080p: decode + track + H.264 encode')
         yolox_config, yolox_checkpoint = common.random_weights(YOLOX_X)

@@ -40,22 +40,20 @@ MALLOC_TUNING_ENV = 'MMTRACK_SERVE_MALLOC_TUNING'
 logger = logging.getLogger(__name__)
 
 
-def tune_malloc(settings=None):
-    """Applies ``MALLOC_SETTINGS`` (or ``settings``, {name: value}) to this
-    process's glibc malloc, except those the environment sets itself; returns
-    {name: value} of those applied: none with MMTRACK_SERVE_MALLOC_TUNING=0,
-    or on a C library without mallopt (musl, macOS), where nothing changes."""
+def tune_malloc():
+    """Applies ``MALLOC_SETTINGS`` to this process's glibc malloc, except those
+    the environment sets itself; returns {name: value} of those applied: none
+    with MMTRACK_SERVE_MALLOC_TUNING=0, or on a C library without mallopt
+    (musl, macOS), where nothing changes."""
     if os.environ.get(MALLOC_TUNING_ENV, '1') == '0':
         return {}
-    values = settings or {name: value for name, (_, _, value) in MALLOC_SETTINGS.items()}
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
     except (OSError, AttributeError):
         logger.debug('mallopt unavailable: malloc left as it is')
         return {}
     applied = {}
-    for name, value in values.items():
-        number, env, _ = MALLOC_SETTINGS[name]
+    for name, (number, env, value) in MALLOC_SETTINGS.items():
         if env not in os.environ and mallopt(number, int(value)):
             applied[name] = value
     return applied
