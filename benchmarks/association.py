@@ -6,7 +6,7 @@ thread each, runs interleaved, medians.
 The peer needs numpy 2 and never enters the runtime: it runs in .venv-peers
 (scripts/setup_bench_peers.sh), through this very file as a script:
 
-    .venv-peers/bin/python benchmarks/association.py --counts 10 50 200 --frames 100
+    .venv-peers/bin/python benchmarks/association.py --tracker OC-SORT --counts 10 50 200 --frames 100
 
 which prints {count: seconds for all frames} as JSON. This file imports only
 numpy at the top, so that venv needs neither torch nor mmtrack.
@@ -24,7 +24,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PEERS_PYTHON = REPO / '.venv-peers' / 'bin' / 'python'
 ONE_THREAD = {k: '1' for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')}
-PEER_NAME = 'Roboflow trackers {version} ByteTrack'
+PEER_NAME = 'Roboflow trackers {version} {kind}'
+PEER_CLASSES = {'ByteTrack': 'ByteTrackTracker', 'OC-SORT': 'OCSORTTracker', 'SORT': 'SORTTracker'}
+# configs/mot/ocsort/ocsort_yolox_x_crowdhuman_mot17-private-half.py's tracker:
+# the bench runs it on the demo model's motion (a Kalman filter, as OC-SORT's)
+OCSORT_TRACKER = dict(type='OCSORTTracker', obj_score_thr=0.3, init_track_thr=0.7,
+                      weight_iou_with_det_scores=True, match_iou_thr=0.3, num_tentatives=3,
+                      vel_consist_weight=0.2, vel_delta_t=3, num_frames_retain=30)
 
 
 def synthetic_detections(count, frames, width=1920, height=1080, seed=0):
@@ -46,16 +52,17 @@ def synthetic_detections(count, frames, width=1920, height=1080, seed=0):
 
 
 # -- the peer, in its own venv ----------------------------------------------------
-def peer_seconds(counts, frames):
-    """{count: seconds} of Roboflow's ByteTrackTracker.update on each frame
-    (its defaults: the same thresholds as mmtrack's ByteTrack config)."""
+def peer_seconds(kind, counts, frames):
+    """{count: seconds} of Roboflow's tracker ``kind`` (a PEER_CLASSES key),
+    ``update`` on each frame, with its defaults (for ByteTrack and OC-SORT,
+    the thresholds of mmtrack's configs)."""
     import supervision as sv
-    from trackers import ByteTrackTracker
+    import trackers
     seconds = {}
     for count in counts:
         detections = [sv.Detections(xyxy=b[:, :4], confidence=b[:, 4], class_id=l)
                       for b, l in synthetic_detections(count, frames)]
-        tracker = ByteTrackTracker()
+        tracker = getattr(trackers, PEER_CLASSES[kind])()
         start = time.perf_counter()
         for frame in detections:
             tracker.update(frame)
@@ -68,18 +75,19 @@ def peer_version():
     return version('trackers')
 
 
-def run_peer(counts, frames):
+def run_peer(kind, counts, frames):
     """({count: seconds}, the peer's name) from a fresh peer process, or
     (None, why not) where .venv-peers is missing or fails."""
     if not PEERS_PYTHON.is_file():
         return None, f'{PEERS_PYTHON} missing (scripts/setup_bench_peers.sh makes it)'
-    proc = subprocess.run([str(PEERS_PYTHON), __file__, '--counts', *map(str, counts),
+    proc = subprocess.run([str(PEERS_PYTHON), __file__, '--tracker', kind, '--counts', *map(str, counts),
                            '--frames', str(frames)], capture_output=True, text=True,
                           env={**os.environ, **ONE_THREAD}, timeout=600)
     if proc.returncode != 0:
         return None, f'the peer failed: {proc.stderr.strip().splitlines()[-1:]}'
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {int(k): v for k, v in answer['seconds'].items()}, PEER_NAME.format(version=answer['version'])
+    return ({int(k): v for k, v in answer['seconds'].items()},
+            PEER_NAME.format(version=answer['version'], kind=kind))
 
 
 # -- ours and mmtrack's, in this process -------------------------------------------
@@ -97,11 +105,13 @@ def _track_seconds(tracker, model, stream):
     return time.perf_counter() - start
 
 
-def tracker_hz(model, counts=(10, 50, 200), frames=100, repeats=3, peer=False):
+def tracker_hz(model, counts=(10, 50, 200), frames=100, repeats=3, peer=None, tracker_cfg=None):
     """{tracker name: {N: {'hz', 'tracks'}}} for ``model``'s tracker (a
-    TrackingModel) as mmtrack's stock class and, where one exists, as the fast
-    one; with ``peer``, Roboflow's ByteTrack too. One torch and BLAS thread;
-    ``repeats`` rounds, each running every tracker once in turn; medians."""
+    TrackingModel), or ``tracker_cfg`` run on that model's motion, as
+    mmtrack's stock class and, where one exists, as the fast one; with
+    ``peer`` (a PEER_CLASSES key), Roboflow's tracker of that kind too. One
+    torch and BLAS thread; ``repeats`` rounds, each running every tracker once
+    in turn; medians."""
     from types import SimpleNamespace
 
     import torch
@@ -109,8 +119,9 @@ def tracker_hz(model, counts=(10, 50, 200), frames=100, repeats=3, peer=False):
     from mmtrack_serve import trackers, tuning
 
     module = model.module
-    stock = build_tracker(model.cfg.model.tracker)
-    holder = SimpleNamespace(tracker=build_tracker(model.cfg.model.tracker), motion=module.motion)
+    tracker_cfg = tracker_cfg or model.cfg.model.tracker
+    stock = build_tracker(tracker_cfg)
+    holder = SimpleNamespace(tracker=build_tracker(tracker_cfg), motion=module.motion)
     candidates = {f'mmtrack 0.14 {type(stock).__name__}': stock}
     if trackers.install(holder) == 'fast':
         candidates[f'mmtrack-serve fast {type(stock).__name__}'] = holder.tracker
@@ -125,10 +136,10 @@ def tracker_hz(model, counts=(10, 50, 200), frames=100, repeats=3, peer=False):
                         _track_seconds(tracker, module, streams[n]))
                     tracks.setdefault(name, {})[n] = len(tracker.ids)
             if peer:
-                seconds, peer_name = run_peer(counts, frames)
+                seconds, peer_name = run_peer(peer, counts, frames)
                 if seconds is None:
                     print(f'tracker step: no peer row: {peer_name}', file=sys.stderr, flush=True)
-                    peer = False
+                    peer = None
                     continue
                 for n in counts:
                     runs.setdefault(peer_name, {}).setdefault(n, []).append(seconds[n])
@@ -139,10 +150,11 @@ def tracker_hz(model, counts=(10, 50, 200), frames=100, repeats=3, peer=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description='the peer tracker alone (run in .venv-peers)')
+    p.add_argument('--tracker', choices=PEER_CLASSES, default='ByteTrack')
     p.add_argument('--counts', type=int, nargs='+', default=[10, 50, 200])
     p.add_argument('--frames', type=int, default=100)
     args = p.parse_args(argv)
-    seconds = peer_seconds(args.counts, args.frames)
+    seconds = peer_seconds(args.tracker, args.counts, args.frames)
     print(json.dumps({'version': peer_version(), 'seconds': seconds}))
     return 0
 

@@ -147,10 +147,14 @@ def in_process(results, demo_config, demo_checkpoint, real_config, real_checkpoi
 
     demo = load_model(str(demo_config), str(demo_checkpoint))
     real = load_model(str(real_config), str(real_checkpoint))
-    log('tracker step alone: ByteTrack (demo model: mmtrack\'s, ours, Roboflow\'s) and SORT, '
-        '10/50/200 detections, 1 thread')
-    results['tracker'] = {'ByteTrack': association.tracker_hz(demo, repeats=min(repeats, 3), peer=True),
-                          'SORT': association.tracker_hz(real, repeats=min(repeats, 3))}
+    log('tracker step alone: ByteTrack and OC-SORT (on the demo model\'s motion) and SORT (the '
+        'real-size model\'s), mmtrack\'s, ours and Roboflow\'s, 10/50/200 detections, 1 thread')
+    rounds = min(repeats, 3)
+    results['tracker'] = {
+        'ByteTrack': association.tracker_hz(demo, repeats=rounds, peer='ByteTrack'),
+        'OC-SORT': association.tracker_hz(demo, repeats=rounds, peer='OC-SORT',
+                                          tracker_cfg=association.OCSORT_TRACKER),
+        'SORT': association.tracker_hz(real, repeats=rounds, peer='SORT')}
 
     log(f'demo model: model alone vs in-process variants, {repeats} interleaved runs each')
     results['demo_in_process'] = ip.overhead(demo, video_short, warmups['demo'], repeats, [

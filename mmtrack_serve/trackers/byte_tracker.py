@@ -79,8 +79,7 @@ class FastByteTracker(TrackTable, ByteTracker):
             # velocity zeroed for those lost in the previous frame)
             seen_last = t['last_frames'][confirmed] == frame_id - 1
             t['means'][confirmed[~seen_last], 7] = 0
-            t['means'][confirmed], t['blocks'][confirmed] = self._kalman.predict(
-                t['means'][confirmed], t['blocks'][confirmed])
+            self._kalman_predict(confirmed)
             # every track's box as mmtrack's assign_ids makes it: float32, x1y1x2y2
             track_boxes = cxcyah_to_xyxy(t['means'][:, :4].astype(np.float32))
 

@@ -18,11 +18,13 @@ blocks slightly asymmetric (the two off-diagonal terms round differently), so
 both are kept. ``tests/test_trackers.py`` checks all of it against mmtrack's
 filter, track by track.
 
-A fresh track's mean is float32 in mmtrack (the measurement's dtype). Stored
-here as float64, which holds it exactly. mmtrack's ``initiate`` multiplies the
-measured height, a float32 scalar, by Python floats: numpy 1.x rounds that
-product as float64, numpy 2 (NEP 50) as float32; ``HEIGHT_PRODUCT`` is the
-installed numpy's answer, so ours rounds as mmtrack's does under either.
+A fresh track's mean is float32 in mmtrack (the measurement's dtype) until
+its first predict or update makes it float64. Stored here as float64, which
+holds it exactly. Every step multiplies the mean's height, a float32 scalar
+while fresh, by Python floats: numpy 1.x rounds that product as float64,
+numpy 2 (NEP 50) as float32. ``HEIGHT_PRODUCT`` is the installed numpy's
+answer, and each step takes a ``fresh`` mask (the rows whose mean mmtrack
+still holds as float32), so ours rounds as mmtrack's does under either.
 """
 import numpy as np
 
@@ -66,44 +68,53 @@ class KalmanArrays:
         return cov
 
     @staticmethod
-    def _noise(h, weight, fixed):
+    def _noise(h, weight, fixed, fresh=None):
         """np.square([w*h, w*h, fixed, w*h]) per track, (N, 4), squared in
-        float64 (numpy makes that list a float64 array)."""
-        std = (weight * h).astype(np.float64)
+        float64 (numpy makes that list a float64 array); w*h rounded as
+        HEIGHT_PRODUCT on the ``fresh`` rows."""
+        if fresh is None or not fresh.any():
+            std = weight * h
+        elif fresh.all():
+            std = (weight * h.astype(HEIGHT_PRODUCT)).astype(np.float64)
+        else:
+            std = np.where(fresh, weight * h.astype(HEIGHT_PRODUCT), weight * h)
         return np.square(np.stack([std, std, np.full(std.shape, fixed), std], -1))
 
     def initiate(self, measurements):
-        """(N, 4) cx, cy, a, h (float32) -> means (N, 8), blocks (N, 4, 2, 2)."""
+        """(N, 4) cx, cy, a, h (float32) -> means (N, 8), blocks (N, 4, 2, 2),
+        all fresh."""
         m = np.asarray(measurements)
-        h = m[:, 3].astype(HEIGHT_PRODUCT)
         means = np.zeros((len(m), 8))
         means[:, :4] = m
         blocks = np.zeros((len(m), 4, 2, 2))
-        blocks[..., 0, 0] = self._noise(h, 2 * self.w_pos, 1e-2)
-        blocks[..., 1, 1] = self._noise(h, 10 * self.w_vel, 1e-5)
+        fresh = np.ones(len(m), bool)
+        blocks[..., 0, 0] = self._noise(means[:, 3], 2 * self.w_pos, 1e-2, fresh)
+        blocks[..., 1, 1] = self._noise(means[:, 3], 10 * self.w_vel, 1e-5, fresh)
         return means, blocks
 
-    def predict(self, means, blocks):
-        """New (means, blocks) one frame on: F x, F P F^T + Q."""
+    def predict(self, means, blocks, fresh=None):
+        """New (means, blocks) one frame on: F x, F P F^T + Q. The results
+        are not fresh."""
         h = means[:, 3]
         new_means = means.copy()
         new_means[:, :4] += means[:, 4:]
         pp, pv, vp, vv = blocks[..., 0, 0], blocks[..., 0, 1], blocks[..., 1, 0], blocks[..., 1, 1]
         new = np.empty_like(blocks)
         # multi_dot((F, P, F.T)) is F (P F^T): columns first, then rows
-        new[..., 0, 0] = (pp + pv) + (vp + vv) + self._noise(h, self.w_pos, 1e-2)
+        new[..., 0, 0] = (pp + pv) + (vp + vv) + self._noise(h, self.w_pos, 1e-2, fresh)
         new[..., 0, 1] = pv + vv
         new[..., 1, 0] = vp + vv
-        new[..., 1, 1] = vv + self._noise(h, self.w_vel, 1e-5)
+        new[..., 1, 1] = vv + self._noise(h, self.w_vel, 1e-5, fresh)
         return new_means, new
 
-    def _innovation_cov(self, means, blocks):
+    def _innovation_cov(self, means, blocks, fresh=None):
         """S, the diagonal of the projected covariance, (N, 4)."""
-        return blocks[..., 0, 0] + self._noise(means[:, 3], self.w_pos, 1e-1)
+        return blocks[..., 0, 0] + self._noise(means[:, 3], self.w_pos, 1e-1, fresh)
 
-    def update(self, means, blocks, measurements):
-        """Corrected (means, blocks) with (N, 4) cx, cy, a, h measurements."""
-        s = self._innovation_cov(means, blocks)
+    def update(self, means, blocks, measurements, fresh=None):
+        """Corrected (means, blocks) with (N, 4) cx, cy, a, h measurements.
+        The results are not fresh."""
+        s = self._innovation_cov(means, blocks, fresh)
         inv = 1.0 / np.sqrt(s)
         gain_p = blocks[..., 0, 0] * inv * inv          # K[i, i]
         gain_v = blocks[..., 1, 0] * inv * inv          # K[i+4, i]
@@ -120,11 +131,11 @@ class KalmanArrays:
         new[..., 1, 1] = blocks[..., 1, 1] - gain_v * s_gain_v
         return new_means, new
 
-    def gating_distance(self, means, blocks, measurements):
+    def gating_distance(self, means, blocks, measurements, fresh=None):
         """(N, M) squared Mahalanobis distance of M (cx, cy, a, h) measurements
         to each of N tracks (the centre only where ``center_only``), as
         mmtrack's: Cholesky factor sqrt(S), a triangular solve, the sum of squares."""
-        root = np.sqrt(self._innovation_cov(means, blocks))             # (N, 4)
+        root = np.sqrt(self._innovation_cov(means, blocks, fresh))      # (N, 4)
         d = np.asarray(measurements, np.float64)[None, :, :] - means[:, None, :4]
         z = d * (1.0 / root)[:, None, :]
         k = 2 if self.center_only else 4

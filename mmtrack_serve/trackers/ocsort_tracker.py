@@ -49,6 +49,7 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
     """A drop-in ``OCSORTTracker``: built from the same settings, called the
     same way by ``mmtrack.models.mot.OCSORT``, returning the same
     (bboxes, labels, ids)."""
+    LATER_FLAGS = TrackTable.LATER_FLAGS + ('saved_fresh',)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,7 +66,8 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
             velocities=np.zeros((0, 2), np.float32), moving=np.zeros(0, bool),
             tracked=np.zeros(0, bool), misses=np.zeros(0, np.int64),   # trailing misses
             # the Kalman state before the prediction that lost the track (ORU)
-            saved_means=np.zeros((0, 8)), saved_blocks=np.zeros((0, 4, 2, 2)))
+            saved_means=np.zeros((0, 8)), saved_blocks=np.zeros((0, 4, 2, 2)),
+            saved_fresh=np.zeros(0, bool))
 
     @property
     def tracks(self):
@@ -149,9 +151,9 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
             # in the previous frame, before saving)
             t['means'][confirmed[t['last_frames'][confirmed] != frame_id - 1], 7] = 0
             kept = confirmed[t['tracked'][confirmed]]
-            t['saved_means'][kept], t['saved_blocks'][kept] = t['means'][kept], t['blocks'][kept]
-            t['means'][confirmed], t['blocks'][confirmed] = self._kalman.predict(
-                t['means'][confirmed], t['blocks'][confirmed])
+            for key in ('means', 'blocks', 'fresh'):
+                t[f'saved_{key}'][kept] = t[key][kept]
+            self._kalman_predict(confirmed)
 
             # 2. OCM: the boxes against the confirmed tracks' predictions
             of_first = self._ocm(confirmed, boxes[dets])
@@ -204,12 +206,13 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
         misses = t['misses'][rows]
         last = t['last_boxes'][rows, :4]
         shift = (boxes[:, :4] - last) / (misses + 1).astype(np.float32)[:, None]
-        means, blocks = t['saved_means'][rows], t['saved_blocks'][rows]
+        means, blocks, fresh = t['saved_means'][rows], t['saved_blocks'][rows], t['saved_fresh'][rows]
         for i in range(int(misses.max())):
             on = misses > i
             virtual = xyxy_to_cxcyah(last[on] + np.float32(i + 1) * shift[on])
-            means[on], blocks[on] = self._kalman.update(means[on], blocks[on], virtual)
-        t['means'][rows], t['blocks'][rows] = means, blocks
+            means[on], blocks[on] = self._kalman.update(means[on], blocks[on], virtual, fresh[on])
+            fresh[on] = False
+        t['means'][rows], t['blocks'][rows], t['fresh'][rows] = means, blocks, fresh
 
     def _push_obs(self, rows, boxes=None):
         """Appends to the ``obs`` of the tracks at ``rows`` their ``boxes``, or a miss."""
@@ -248,8 +251,7 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
         if count:
             rows, seen = matched_rows, boxes[:count]
             self._seen(rows, frame_id, measurements[:count])         # the first update
-            t['means'][rows], t['blocks'][rows] = self._kalman.update(
-                t['means'][rows], t['blocks'][rows], measurements[:count])
+            self._kalman_update(rows, measurements[:count])
             t['tracked'][rows] = True
             t['misses'][rows] = 0
             self._push_obs(rows, seen)
@@ -267,5 +269,5 @@ class FastOCSORTTracker(TrackTable, OCSORTTracker):
                        obs=obs, obs_seen=obs_seen, last_boxes=boxes[count:], velocities=np.full((born, 2), -1, np.float32),
                        moving=np.zeros(born, bool), tracked=np.ones(born, bool),
                        misses=np.zeros(born, np.int64), saved_means=np.zeros((born, 8)),
-                       saved_blocks=np.zeros((born, 4, 2, 2)))
+                       saved_blocks=np.zeros((born, 4, 2, 2)), saved_fresh=np.zeros(born, bool))
         self._drop_invalid(frame_id)

@@ -88,7 +88,7 @@ class FastSortTracker(TrackTable, SortTracker):
         else:
             ids = np.full(len(boxes), -1, np.int64)
             # motion: every track predicted; gating costs of each box
-            t['means'], t['blocks'] = self._kalman.predict(t['means'], t['blocks'])
+            self._kalman_predict(slice(None))
             costs = self._kalman.gating_distance(t['means'], t['blocks'],
                                                  xyxy_to_cxcyah(boxes[:, :4]))
             costs[costs > self._kalman.gating_threshold] = np.nan

@@ -15,14 +15,20 @@ class TrackTable:
     replaces): the table and the bookkeeping mmtrack's ``BaseTracker.update``
     and ``pop_invalid_tracks`` do on dicts of lists."""
 
+    # flag columns a snapshot written before them lacks: all False there
+    # (a restored mean is past its first Kalman step, or float64 rounds it)
+    LATER_FLAGS = ('fresh',)
+
     @staticmethod
     def new_table(**extra):
         """Id, last frame seen, boxes seen (counted up to num_tentatives: all
         that mmtrack's ``len(bboxes) >= num_tentatives`` reads), tentative or
-        not, Kalman mean and covariance blocks; plus ``extra`` columns."""
+        not, Kalman mean and covariance blocks, whether the mean is fresh
+        (``kalman``: mmtrack still holds it as float32); plus ``extra`` columns."""
         return dict(ids=np.zeros(0, np.int64), last_frames=np.zeros(0, np.int64),
                     hits=np.zeros(0, np.int64), tentative=np.zeros(0, bool),
-                    means=np.zeros((0, 8)), blocks=np.zeros((0, 4, 2, 2)), **extra)
+                    means=np.zeros((0, 8)), blocks=np.zeros((0, 4, 2, 2)),
+                    fresh=np.zeros(0, bool), **extra)
 
     @property
     def empty(self):
@@ -36,6 +42,8 @@ class TrackTable:
         if not hasattr(self, '_kalman'):
             self.kf = model.motion
             self._kalman = KalmanArrays(self.kf)
+            for key in self.LATER_FLAGS:
+                self.table.setdefault(key, np.zeros(len(self.table['ids']), bool))
         return self._kalman
 
     def _rows(self, ids):
@@ -53,8 +61,21 @@ class TrackTable:
         t['last_frames'][rows] = frame_id
         t['hits'][rows] = np.minimum(t['hits'][rows] + 1, self.num_tentatives)
         t['tentative'][rows] &= t['hits'][rows] < self.num_tentatives
+        self._kalman_update(rows, measurements)
+
+    def _kalman_predict(self, rows):
+        """The Kalman states at ``rows`` one frame on."""
+        t = self.table
+        t['means'][rows], t['blocks'][rows] = self._kalman.predict(
+            t['means'][rows], t['blocks'][rows], t['fresh'][rows])
+        t['fresh'][rows] = False
+
+    def _kalman_update(self, rows, measurements):
+        """The Kalman states at ``rows`` corrected with ``measurements``."""
+        t = self.table
         t['means'][rows], t['blocks'][rows] = self._kalman.update(
-            t['means'][rows], t['blocks'][rows], measurements)
+            t['means'][rows], t['blocks'][rows], measurements, t['fresh'][rows])
+        t['fresh'][rows] = False
 
     def _born(self, ids, frame_id, measurements, tentative, **extra):
         """New tracks at the end of the table, in order."""
@@ -63,7 +84,7 @@ class TrackTable:
         means, blocks = self._kalman.initiate(measurements)
         added = dict(ids=ids, last_frames=np.full(count, frame_id, np.int64),
                      hits=np.ones(count, np.int64), tentative=np.full(count, tentative),
-                     means=means, blocks=blocks, **extra)
+                     means=means, blocks=blocks, fresh=np.ones(count, bool), **extra)
         for key, values in added.items():
             t[key] = np.concatenate([t[key], values])
 
