@@ -32,14 +32,19 @@ test: setup
 
 # The second stack users run: Python 3.12 with numpy 1.26 in .venv-py312 (its
 # own mmcv-full build, cached like the first), on the core, tracker, serving,
-# real-weights parity and evaluation tests (about 10 minutes after its setup).
+# real-weights parity and evaluation tests (about 10 minutes after its setup);
+# then the fast trackers against mmtrack's under numpy 2's promotion rules
+# (NEP 50, which numpy 1.26 emulates), as on a GPU host with numpy 2.
 PY312_VENV ?= .venv-py312
 PY312_TESTS ?= tests/test_numpy_compat.py tests/test_core.py tests/test_trackers.py \
 	tests/test_serving.py tests/test_real_weights.py tests/training/test_eval_mot.py
+NEP50_TESTS ?= kalman or many_seeds or periodic or sorttracker_equals
 .PHONY: test-py312
 test-py312: java
 	@PYTHON=python3.12 VENV=$(PY312_VENV) NUMPY=1.26.4 bash scripts/setup_env.sh
 	$(PY312_VENV)/bin/python -m pytest $(PY312_TESTS) $(PYTEST_ARGS)
+	NPY_PROMOTION_STATE=weak $(PY312_VENV)/bin/python -m pytest tests/test_trackers.py \
+		-k "$(NEP50_TESTS)" $(PYTEST_ARGS)
 
 # the core and CLI tests only (no TorchServe)
 test-fast: setup

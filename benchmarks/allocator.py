@@ -8,6 +8,8 @@ jemalloc preloaded, where the machine has it (Debian's libjemalloc2).
 
 Run alone to choose among them on several models:
     .venv/bin/python benchmarks/allocator.py --models demo sort deepsort selsa masktrack
+or to see one model's spread of peak RSS:
+    .venv/bin/python benchmarks/allocator.py --models deepsort --allocators defaults tuned --repeats 5
 """
 import argparse
 import ctypes.util
@@ -27,6 +29,7 @@ GLIBC = 'glibc defaults'
 TUNED = 'glibc tuned (default)'
 JEMALLOC = 'jemalloc (LD_PRELOAD)'
 ALLOCATORS = (GLIBC, TUNED, JEMALLOC)
+SHORT_NAMES = {'defaults': GLIBC, 'tuned': TUNED, 'jemalloc': JEMALLOC}     # for --allocators
 
 # name: (config, frames of the 1080p clip or None for the synthetic video).
 # Random-weight DeepSORT and SELSA take 10-15 s a frame on 2 cores (DeepSORT's
@@ -63,20 +66,33 @@ def allocator_env(name):
     return env
 
 
+# Runs the command in a small process and writes its exit code and peak RSS
+# (KiB) to argv[1]. A child exec'ed straight from the bench inherits, as its
+# own ru_maxrss, the bench's peak: Linux keeps the larger of the two across
+# exec (signal->maxrss), and the bench holds GBs of models. This one's is small.
+_PEAK_RSS_OF = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], 'w') as f:
+    json.dump([os.waitstatus_to_exitcode(status), usage.ru_maxrss], f)
+"""
+
+
 def run_cold(command, env):
     """(seconds, peak RSS MiB) of ``command`` in a fresh process (its own
-    rusage, from wait4)."""
-    with tempfile.TemporaryFile() as stderr:
+    rusage, from wait4 in a small parent: see _PEAK_RSS_OF)."""
+    with tempfile.TemporaryFile() as stderr, tempfile.NamedTemporaryFile('r', suffix='.json') as answer:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
+        subprocess.run([sys.executable, '-c', _PEAK_RSS_OF, answer.name, *map(str, command)],
+                       env=env, stdout=subprocess.DEVNULL, stderr=stderr, check=False)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
+        returncode, peak_kib = json.loads(answer.read() or '[-1, 0]')
+        if returncode:
             stderr.seek(0)
             last = stderr.read().decode(errors='replace').strip().splitlines()[-1:]
-            raise RuntimeError(f'{" ".join(map(str, command))} failed ({proc.returncode}): {last}')
-    return seconds, usage.ru_maxrss / 1024
+            raise RuntimeError(f'{" ".join(map(str, command))} failed ({returncode}): {last}')
+    return seconds, peak_kib / 1024
 
 
 def first_frames(video, frames):
@@ -115,23 +131,23 @@ def model_inputs(name, demo_files=None, demo_video=None):
     return config, checkpoint, first_frames(clip, frames), frames
 
 
-def cold_cli(models, repeats, demo_files=None, demo_video=None):
+def cold_cli(models, repeats, demo_files=None, demo_video=None, allocators=ALLOCATORS):
     """{model: {'frames', 'video', allocator: {'seconds', 'peak_rss_mib'} or
-    {'missing': why}}}: each allocator's median over ``repeats`` runs,
+    {'missing': why}}}: each of ``allocators``' median over ``repeats`` runs,
     interleaved round-robin, after one untimed run (the page cache)."""
     results = {}
     with tempfile.TemporaryDirectory(prefix='mmtrack-serve-bench-') as workdir:
         for name in models:
             config, checkpoint, video, frames = model_inputs(name, demo_files, demo_video)
             command = cli_command(config, checkpoint, video, workdir)
-            envs = {a: allocator_env(a) for a in ALLOCATORS}
-            runs = {a: [] for a in ALLOCATORS if envs[a] is not None}
-            run_cold(command, envs[TUNED])           # untimed: the page cache
+            envs = {a: allocator_env(a) for a in allocators}
+            runs = {a: [] for a in allocators if envs[a] is not None}
+            run_cold(command, allocator_env(TUNED))  # untimed: the page cache
             for _ in range(repeats):
                 for allocator in runs:
                     runs[allocator].append(run_cold(command, envs[allocator]))
             row = {'video': Path(video).name, 'frames': frames or 'all'}
-            for allocator in ALLOCATORS:
+            for allocator in allocators:
                 if allocator not in runs:
                     row[allocator] = {'missing': 'libjemalloc.so.2 not found (Debian: libjemalloc2)'}
                     continue
@@ -143,7 +159,7 @@ def cold_cli(models, repeats, demo_files=None, demo_video=None):
             results[name] = row
             print(f'cold CLI, {name}: ' + ', '.join(
                 f'{a}: {row[a]["seconds"]:.2f} s, {row[a]["peak_rss_mib"]:.0f} MiB'
-                for a in ALLOCATORS if 'seconds' in row[a]), flush=True)
+                for a in allocators if 'seconds' in row[a]), flush=True)
     return results
 
 
@@ -151,9 +167,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--repeats', type=int, default=2)
+    parser.add_argument('--allocators', nargs='+', default=list(SHORT_NAMES), choices=SHORT_NAMES)
     parser.add_argument('--output', default=str(common.OUT / 'allocator.json'))
     args = parser.parse_args(argv)
-    results = cold_cli(args.models, args.repeats)
+    results = cold_cli(args.models, args.repeats,
+                       allocators=[SHORT_NAMES[a] for a in args.allocators])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
     print(f'wrote {args.output}')

@@ -160,7 +160,7 @@ def _cold_cli(r):
             'process\'s peak RSS, with glibc\'s defaults, with the settings mmtrack-serve '
             'applies at start-up (`tuning.MALLOC_SETTINGS`: every entry point, the default) '
             'and with jemalloc preloaded. Real-size models have seeded random weights, on the '
-            '1080p clip.', '',
+            '1080p clip.', ''] + ([r['cold_cli_note'], ''] if r.get('cold_cli_note') else []) + [
             '| model | frames | ' + ' | '.join(ALLOCATORS) + ' | defaults / tuned | peak RSS tuned / defaults |',
             '|---|---:|' + '---:|' * (len(ALLOCATORS) + 2)]
     for model, row in cold.items():
