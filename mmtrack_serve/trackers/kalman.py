@@ -72,10 +72,9 @@ class KalmanArrays:
         """np.square([w*h, w*h, fixed, w*h]) per track, (N, 4), squared in
         float64 (numpy makes that list a float64 array); w*h rounded as
         HEIGHT_PRODUCT on the ``fresh`` rows."""
-        if fresh is None or not fresh.any():
+        # under numpy 1.x (HEIGHT_PRODUCT float64) fresh rows round as the others
+        if fresh is None or HEIGHT_PRODUCT is np.float64 or not fresh.any():
             std = weight * h
-        elif fresh.all():
-            std = (weight * h.astype(HEIGHT_PRODUCT)).astype(np.float64)
         else:
             std = np.where(fresh, weight * h.astype(HEIGHT_PRODUCT), weight * h)
         return np.square(np.stack([std, std, np.full(std.shape, fixed), std], -1))
