@@ -10,6 +10,9 @@ Run alone to choose among them on several models:
     .venv/bin/python benchmarks/allocator.py --models demo sort deepsort selsa masktrack
 or to see one model's spread of peak RSS:
     .venv/bin/python benchmarks/allocator.py --models deepsort --allocators defaults tuned --repeats 5
+or to try a setting against them (here the 256 MiB top pad tuning.py set until it raised
+DeepSORT's peak RSS):
+    .venv/bin/python benchmarks/allocator.py --models deepsort sort --allocators defaults tuned --variant pad256:MALLOC_TOP_PAD_=268435456 --repeats 3
 """
 import argparse
 import ctypes.util
@@ -50,13 +53,30 @@ def jemalloc_path():
     return candidates[0] if candidates else None
 
 
+# label: {MALLOC_* variable: value}, glibc tuned with these on top (--variant):
+# a setting tried against the others before it goes into tuning.MALLOC_SETTINGS
+VARIANTS = {}
+
+
+def parse_variant(spec):
+    """'LABEL:VAR=VALUE[,VAR=VALUE...]' -> (label, {VAR: VALUE})."""
+    label, _, assignments = spec.partition(':')
+    pairs = [a.partition('=') for a in assignments.split(',') if a]
+    if not label or not pairs or any(not k.startswith('MALLOC_') or not v for k, _, v in pairs):
+        raise argparse.ArgumentTypeError(
+            f'{spec!r}: expected LABEL:MALLOC_VAR=VALUE[,MALLOC_VAR=VALUE...]')
+    return label, {k: v for k, _, v in pairs}
+
+
 def allocator_env(name):
     """The environment for one allocator, or None where the machine lacks it."""
-    from mmtrack_serve.tuning import MALLOC_SETTINGS, MALLOC_TUNING_ENV
+    from mmtrack_serve.tuning import MALLOC_TUNING_ENV
     env = {k: v for k, v in os.environ.items()
-           if k != 'LD_PRELOAD' and k not in {e for _, e, _ in MALLOC_SETTINGS.values()}}
+           if k != 'LD_PRELOAD' and not k.startswith('MALLOC_')}
     env.pop(MALLOC_TUNING_ENV, None)
-    if name == GLIBC:
+    if name in VARIANTS:
+        env.update(VARIANTS[name])
+    elif name == GLIBC:
         env[MALLOC_TUNING_ENV] = '0'
     elif name == JEMALLOC:
         path = jemalloc_path()
@@ -168,10 +188,15 @@ def main(argv=None):
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--repeats', type=int, default=2)
     parser.add_argument('--allocators', nargs='+', default=list(SHORT_NAMES), choices=SHORT_NAMES)
+    parser.add_argument('--variant', action='append', default=[], type=parse_variant,
+                        metavar='LABEL:MALLOC_VAR=VALUE,...',
+                        help='one more allocator: glibc tuned with these variables on top '
+                             '(a variable set here wins over tuning.MALLOC_SETTINGS)')
     parser.add_argument('--output', default=str(common.OUT / 'allocator.json'))
     args = parser.parse_args(argv)
+    VARIANTS.update(args.variant)
     results = cold_cli(args.models, args.repeats,
-                       allocators=[SHORT_NAMES[a] for a in args.allocators])
+                       allocators=[SHORT_NAMES[a] for a in args.allocators] + list(VARIANTS))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
     print(f'wrote {args.output}')

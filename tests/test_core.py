@@ -253,8 +253,8 @@ print(json.dumps({'applied': applied, 'mmapped': libc.mallinfo2().hblks - before
 
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='glibc malloc only')
 @pytest.mark.parametrize('env, applied, mmapped', [
-    ({}, {'arena_max', 'mmap_threshold', 'trim_threshold', 'top_pad'}, 0),
-    ({'MALLOC_TOP_PAD_': '0'}, {'arena_max', 'mmap_threshold', 'trim_threshold'}, 0),
+    ({}, {'arena_max', 'mmap_threshold', 'trim_threshold'}, 0),
+    ({'MALLOC_TRIM_THRESHOLD_': '131072'}, {'arena_max', 'mmap_threshold'}, 0),
     ({'MMTRACK_SERVE_MALLOC_TUNING': '0'}, set(), 1),
 ])
 def test_malloc_tuning_keeps_frame_sized_blocks_off_mmap(env, applied, mmapped):
@@ -266,6 +266,26 @@ def test_malloc_tuning_keeps_frame_sized_blocks_off_mmap(env, applied, mmapped):
     probe = json.loads(out)
     assert set(probe['applied']) == applied
     assert probe['mmapped'] == mmapped
+
+
+def test_allocator_bench_variant_runs_tuned_with_only_its_own_malloc_variables(monkeypatch):
+    """`benchmarks/allocator.py --variant` (how a setting is tried before it
+    goes into MALLOC_SETTINGS): glibc tuned, plus the variant's variables and
+    none of the caller's."""
+    monkeypatch.syspath_prepend(str(TESTS.parent / 'benchmarks'))
+    import allocator
+    from mmtrack_serve.tuning import MALLOC_TUNING_ENV
+    monkeypatch.setenv('MALLOC_ARENA_MAX', '7')
+    monkeypatch.setattr(allocator, 'VARIANTS', dict([allocator.parse_variant(
+        'pad256:MALLOC_TOP_PAD_=268435456,MALLOC_TRIM_THRESHOLD_=1')]))
+    env = allocator.allocator_env('pad256')
+    assert {k: v for k, v in env.items() if k.startswith('MALLOC_')} == {
+        'MALLOC_TOP_PAD_': '268435456', 'MALLOC_TRIM_THRESHOLD_': '1'}
+    assert MALLOC_TUNING_ENV not in env
+    assert allocator.allocator_env(allocator.GLIBC)[MALLOC_TUNING_ENV] == '0'
+    for spec in ('pad256', 'pad256:', 'pad256:TOP_PAD=1', 'pad256:MALLOC_TOP_PAD_='):
+        with pytest.raises(Exception, match='expected LABEL'):
+            allocator.parse_variant(spec)
 
 
 def test_default_score_thr_is_the_tasks(tiny_model, video):
