@@ -33,7 +33,8 @@ MALLOC_SETTINGS = {
     'trim_threshold': (-1, 'MALLOC_TRIM_THRESHOLD_', 2 ** 30),
     # M_TOP_PAD stays glibc's 128 KiB: a pad over a thread arena's 64 MiB heap
     # size keeps that arena from ever giving a heap back (arena.c, heap_trim),
-    # and a 256 MiB pad raised DeepSORT's peak RSS by 16 % for no speed.
+    # and a 256 MiB pad, 2-8 % faster on most models, put DeepSORT's peak RSS
+    # 10-19 % over glibc's defaults (README.md, "Benchmarks").
 }
 # '0' leaves glibc's defaults, for comparison (the bench's "glibc defaults" row)
 MALLOC_TUNING_ENV = 'MMTRACK_SERVE_MALLOC_TUNING'
