@@ -53,13 +53,10 @@ def jemalloc_path():
     return candidates[0] if candidates else None
 
 
-# label: {MALLOC_* variable: value}, glibc tuned with these on top (--variant):
-# a setting tried against the others before it goes into tuning.MALLOC_SETTINGS
-VARIANTS = {}
-
-
 def parse_variant(spec):
-    """'LABEL:VAR=VALUE[,VAR=VALUE...]' -> (label, {VAR: VALUE})."""
+    """'LABEL:VAR=VALUE[,VAR=VALUE...]' -> (label, {VAR: VALUE}): one more
+    allocator, glibc tuned with these on top (--variant), a setting tried
+    against the others before it goes into tuning.MALLOC_SETTINGS."""
     label, _, assignments = spec.partition(':')
     pairs = [a.partition('=') for a in assignments.split(',') if a]
     if not label or not pairs or any(not k.startswith('MALLOC_') or not v for k, _, v in pairs):
@@ -68,14 +65,16 @@ def parse_variant(spec):
     return label, {k: v for k, _, v in pairs}
 
 
-def allocator_env(name):
-    """The environment for one allocator, or None where the machine lacks it."""
+def allocator_env(name, variants=None):
+    """The environment for one allocator (one of ALLOCATORS or a label of
+    ``variants``, {label: {MALLOC_* variable: value}}), or None where the
+    machine lacks it."""
     from mmtrack_serve.tuning import MALLOC_TUNING_ENV
     env = {k: v for k, v in os.environ.items()
            if k != 'LD_PRELOAD' and not k.startswith('MALLOC_')}
     env.pop(MALLOC_TUNING_ENV, None)
-    if name in VARIANTS:
-        env.update(VARIANTS[name])
+    if name in (variants or {}):
+        env.update(variants[name])
     elif name == GLIBC:
         env[MALLOC_TUNING_ENV] = '0'
     elif name == JEMALLOC:
@@ -151,16 +150,19 @@ def model_inputs(name, demo_files=None, demo_video=None):
     return config, checkpoint, first_frames(clip, frames), frames
 
 
-def cold_cli(models, repeats, demo_files=None, demo_video=None, allocators=ALLOCATORS):
+def cold_cli(models, repeats, demo_files=None, demo_video=None, allocators=ALLOCATORS,
+             variants=None):
     """{model: {'frames', 'video', allocator: {'seconds', 'peak_rss_mib'} or
     {'missing': why}}}: each of ``allocators``' median over ``repeats`` runs,
-    interleaved round-robin, after one untimed run (the page cache)."""
+    interleaved round-robin, after one untimed run (the page cache); then
+    each of ``variants`` (see parse_variant) the same way."""
+    allocators = [*allocators, *(variants or {})]
     results = {}
     with tempfile.TemporaryDirectory(prefix='mmtrack-serve-bench-') as workdir:
         for name in models:
             config, checkpoint, video, frames = model_inputs(name, demo_files, demo_video)
             command = cli_command(config, checkpoint, video, workdir)
-            envs = {a: allocator_env(a) for a in allocators}
+            envs = {a: allocator_env(a, variants) for a in allocators}
             runs = {a: [] for a in allocators if envs[a] is not None}
             run_cold(command, allocator_env(TUNED))  # untimed: the page cache
             for _ in range(repeats):
@@ -194,9 +196,9 @@ def main(argv=None):
                              '(a variable set here wins over tuning.MALLOC_SETTINGS)')
     parser.add_argument('--output', default=str(common.OUT / 'allocator.json'))
     args = parser.parse_args(argv)
-    VARIANTS.update(args.variant)
     results = cold_cli(args.models, args.repeats,
-                       allocators=[SHORT_NAMES[a] for a in args.allocators] + list(VARIANTS))
+                       allocators=[SHORT_NAMES[a] for a in args.allocators],
+                       variants=dict(args.variant))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
     print(f'wrote {args.output}')

@@ -276,9 +276,8 @@ def test_allocator_bench_variant_runs_tuned_with_only_its_own_malloc_variables(m
     import allocator
     from mmtrack_serve.tuning import MALLOC_TUNING_ENV
     monkeypatch.setenv('MALLOC_ARENA_MAX', '7')
-    monkeypatch.setattr(allocator, 'VARIANTS', dict([allocator.parse_variant(
-        'pad256:MALLOC_TOP_PAD_=268435456,MALLOC_TRIM_THRESHOLD_=1')]))
-    env = allocator.allocator_env('pad256')
+    variants = dict([allocator.parse_variant('pad256:MALLOC_TOP_PAD_=268435456,MALLOC_TRIM_THRESHOLD_=1')])
+    env = allocator.allocator_env('pad256', variants)
     assert {k: v for k, v in env.items() if k.startswith('MALLOC_')} == {
         'MALLOC_TOP_PAD_': '268435456', 'MALLOC_TRIM_THRESHOLD_': '1'}
     assert MALLOC_TUNING_ENV not in env
